@@ -1,0 +1,1 @@
+"""Small shared utilities (shape checks, atomic file writing, image IO)."""
