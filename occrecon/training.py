@@ -1,0 +1,223 @@
+"""Build the Trainer, logger, callbacks, system and data module of a run from its config.
+
+:func:`run_command` is what ``occrecon fit|validate|test|predict`` executes. Stage systems use
+:func:`build_optimization` in ``configure_optimizers`` so every stage reads ``model.optimizer``
+and ``model.scheduler`` the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import netrc
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, Logger
+from omegaconf import DictConfig
+
+from occrecon.callbacks import RNGStateCallback, RunInfoCallback
+from occrecon.config.load import to_plain
+from occrecon.errors import ConfigError
+from occrecon.registry import get_stage
+from occrecon.runs import RunPaths, prepare_run, resume_checkpoint
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("fit", "validate", "test", "predict")
+
+
+def instantiate(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule]:
+    """``System(**model)`` and ``DataModule(**data)`` of the config's stage (plain containers)."""
+    spec = get_stage(cfg.stage)
+    system = spec.load("system")(**to_plain(cfg.model))
+    datamodule = spec.load("datamodule")(**to_plain(cfg.data))
+    return system, datamodule
+
+
+def build_logger(cfg: DictConfig, paths: RunPaths, command: str = "fit") -> Logger | bool:
+    """The experiment logger of ``logger.kind`` (False for ``none``); W&B's id is the run id."""
+    kind = str(to_plain(cfg.logger)["kind"])
+    if kind == "none":
+        return False
+    if kind == "csv":
+        return CSVLogger(save_dir=str(paths.dir), name="logs", version=command)
+    if kind == "tensorboard":
+        try:
+            from lightning.pytorch.loggers import TensorBoardLogger
+
+            return TensorBoardLogger(save_dir=str(paths.dir), name="logs", version=command)
+        except ModuleNotFoundError as err:
+            raise ConfigError(
+                "logger.kind=tensorboard needs the tensorboard package: pip install tensorboard "
+                "(or use logger.kind=csv)"
+            ) from err
+    from lightning.pytorch.loggers import WandbLogger
+
+    lcfg = cfg.logger
+    offline = lcfg.offline if lcfg.offline is not None else not wandb_key_available()
+    # WandbLogger calls wandb.init lazily on rank 0 with resume="allow": the same id continues
+    # the same W&B run after --resume or a SLURM requeue.
+    return WandbLogger(
+        id=paths.run_id,
+        save_dir=str(paths.dir),
+        project=lcfg.project,
+        entity=lcfg.entity,
+        group=lcfg.group,
+        name=lcfg.name or paths.run_id,
+        tags=list(lcfg.tags),
+        offline=offline,
+        log_model=False if offline else lcfg.log_model,
+        job_type=command,
+    )
+
+
+def wandb_key_available() -> bool:
+    """True when W&B can authenticate: ``WANDB_API_KEY`` or a ``wandb login`` netrc entry."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def build_callbacks(cfg: DictConfig, paths: RunPaths) -> list[Callback]:
+    """Checkpointing (epoch + optional step checkpoints, both refresh ``last.ckpt``), RNG state,
+    run info and, with a logger, the learning-rate monitor."""
+    run = cfg.run
+    epoch_ckpt = ModelCheckpoint(
+        dirpath=paths.checkpoints,
+        filename="epoch{epoch:03d}-step{step:07d}",
+        auto_insert_metric_name=False,
+        monitor=run.monitor,
+        mode=run.monitor_mode,
+        save_top_k=run.save_top_k,
+        save_last=True,
+        # Both checkpoint callbacks refresh the same last.ckpt (no last-v1.ckpt beside it).
+        enable_version_counter=False,
+    )
+    callbacks: list[Callback] = [epoch_ckpt, RNGStateCallback(), RunInfoCallback(paths.run_id, to_plain(cfg))]
+    if run.checkpoint_every_n_steps > 0:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=paths.checkpoints,
+                filename="step{step:07d}",
+                auto_insert_metric_name=False,
+                every_n_train_steps=run.checkpoint_every_n_steps,
+                save_top_k=-1 if run.keep_step_checkpoints else 0,
+                save_last=True,
+                enable_version_counter=False,
+            )
+        )
+    if str(to_plain(cfg.logger)["kind"]) != "none":
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    return callbacks
+
+
+def build_trainer(
+    cfg: DictConfig, paths: RunPaths, command: str = "fit", callbacks: Iterable[Callback] = ()
+) -> L.Trainer:
+    """A ``lightning.Trainer`` with every ``trainer.*`` option, the run's logger and callbacks."""
+    options = to_plain(cfg.trainer)
+    own = build_callbacks(cfg, paths) if command == "fit" else []
+    return L.Trainer(
+        **options,
+        default_root_dir=str(paths.dir),
+        logger=build_logger(cfg, paths, command),
+        callbacks=[*own, *callbacks],
+        enable_checkpointing=command == "fit",
+    )
+
+
+def run_command(
+    command: str, cfg: DictConfig, ckpt: str | Path | None = None, callbacks: Iterable[Callback] = ()
+) -> tuple[L.Trainer, RunPaths]:
+    """Run ``command`` for ``cfg``: resolve the run, seed, build everything, call the Trainer.
+
+    ``fit`` with ``run.resume`` continues from the run's newest last/requeue checkpoint; an
+    explicit ``ckpt`` for ``fit`` restores that full training state into this run instead.
+    Evaluation commands load ``ckpt`` (default: the run's ``last.ckpt``).
+    """
+    if command not in COMMANDS:
+        raise ConfigError(f"unknown command {command!r}; expected one of {', '.join(COMMANDS)}")
+    paths = prepare_run(cfg, command, ckpt)
+    if ckpt is None and (command != "fit" or cfg.run.resume):
+        found = resume_checkpoint(paths)
+        ckpt = found
+        if found is None and command != "fit":
+            raise ConfigError(f"{command}: no checkpoint given (--ckpt) and none in {paths.checkpoints}")
+    if ckpt is not None and not Path(ckpt).is_file():
+        raise ConfigError(f"{ckpt}: checkpoint file not found")
+    L.seed_everything(cfg.seed, workers=True)
+    system, datamodule = instantiate(cfg)
+    trainer = build_trainer(cfg, paths, command, callbacks)
+    method = getattr(trainer, command)
+    log.info("%s run %s in %s%s", command, paths.run_id, paths.dir, f" from {ckpt}" if ckpt else "")
+    method(system, datamodule=datamodule, ckpt_path=None if ckpt is None else str(ckpt))
+    return trainer, paths
+
+
+def build_optimization(
+    module: L.LightningModule, optimizer: Mapping[str, Any], scheduler: Mapping[str, Any], params: Any = None
+) -> dict[str, Any]:
+    """``configure_optimizers`` output from ``model.optimizer`` / ``model.scheduler`` (plain dicts).
+
+    Optimizers: adam, adamw, sgd. Schedulers: none, cosine, step, multistep, each with an optional
+    linear warm-up of ``warmup`` intervals; ``t_max = 0`` spans the whole run.
+    """
+    params = module.parameters() if params is None else params
+    name = optimizer["name"].lower()
+    common = {"lr": optimizer["lr"], "weight_decay": optimizer["weight_decay"]}
+    if name in ("adam", "adamw"):
+        cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+        opt = cls(params, betas=tuple(optimizer["betas"]), **common)
+    elif name == "sgd":
+        opt = torch.optim.SGD(params, momentum=optimizer["momentum"], **common)
+    else:
+        raise ConfigError(f"model.optimizer.name: unknown optimizer {name!r} (expected adam, adamw or sgd)")
+    sched = _build_scheduler(module, opt, scheduler)
+    if sched is None:
+        return {"optimizer": opt}
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": scheduler["interval"]}}
+
+
+def _build_scheduler(
+    module: L.LightningModule, opt: torch.optim.Optimizer, cfg: Mapping[str, Any]
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    name, interval = cfg["name"].lower(), cfg["interval"]
+    if interval not in ("epoch", "step"):
+        raise ConfigError(f"model.scheduler.interval: expected 'epoch' or 'step', got {interval!r}")
+    sched_mod = torch.optim.lr_scheduler
+    if name == "none":
+        main = None
+    elif name == "cosine":
+        main = sched_mod.CosineAnnealingLR(
+            opt, T_max=max(1, (cfg["t_max"] or _run_length(module, interval)) - cfg["warmup"]), eta_min=cfg["eta_min"]
+        )
+    elif name == "step":
+        main = sched_mod.StepLR(opt, step_size=cfg["step_size"], gamma=cfg["gamma"])
+    elif name == "multistep":
+        main = sched_mod.MultiStepLR(opt, milestones=list(cfg["milestones"]), gamma=cfg["gamma"])
+    else:
+        raise ConfigError(f"model.scheduler.name: unknown scheduler {name!r} (expected none, cosine, step, multistep)")
+    if cfg["warmup"] <= 0:
+        return main
+    warm = sched_mod.LinearLR(opt, start_factor=1.0 / (cfg["warmup"] + 1), total_iters=cfg["warmup"])
+    if main is None:
+        return warm
+    return sched_mod.SequentialLR(opt, [warm, main], milestones=[cfg["warmup"]])
+
+
+def _run_length(module: L.LightningModule, interval: str) -> int:
+    trainer = module.trainer
+    if interval == "step":
+        return int(trainer.estimated_stepping_batches)
+    if trainer.max_epochs is None or trainer.max_epochs < 0:
+        raise ConfigError("model.scheduler.t_max: set it (or trainer.max_epochs) for an epoch-based cosine schedule")
+    return int(trainer.max_epochs) if math.isfinite(trainer.max_epochs) else 1
