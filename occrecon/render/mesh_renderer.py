@@ -16,8 +16,9 @@ Outputs (:class:`RenderOutput`):
   (nearest vertex, never interpolated), 0 outside (only when ``vertex_labels`` is given).
 - ``landmarks`` ``[B, N, 2]`` pixels and ``landmark_visible`` ``[B, N]`` bool: a landmark is
   visible when its vertex normal faces the camera (``n . to_camera > 0``) and its depth is within
-  ``depth_tolerance`` (model units, default 0.05 = 5 mm) of the depth buffer at the pixel that
-  contains it (so a landmark hidden behind the nose or outside the image is invisible).
+  ``depth_tolerance`` (model units, default 0.05 = 5 mm) of the depth buffer at one of the 2x2
+  covered pixels whose centres surround it (so a landmark hidden behind the nose or outside the
+  image is invisible, while one on the mesh border still is visible).
 - ``triangle_index`` ``[B, H, W]`` int64 (``-1`` outside) and ``barycentrics`` ``[B, H, W, 3]``
   in image layout, plus ``rast`` in the backend's raw layout for reuse with ``backend.interpolate``.
 """
@@ -159,10 +160,16 @@ class MeshRenderer(torch.nn.Module):
         lm_px = camera.pixels_from_view(lm_view, pose)
         facing = (normals_view[:, idx] * camera.directions_to_camera(lm_view)).sum(-1) > 0
         h, w = self.resolution
-        col, row = lm_px[..., 0].detach().floor().long(), lm_px[..., 1].detach().floor().long()
-        inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)
-        b = torch.arange(lm_px.shape[0], device=lm_px.device)[:, None].expand_as(col)
-        rc, cc = row.clamp(0, h - 1), col.clamp(0, w - 1)
-        buf_depth, buf_mask = depth[b, 0, rc, cc].detach(), mask[b, 0, rc, cc] > 0
-        close = (buf_depth - (-lm_view[..., 2].detach())).abs() <= self.depth_tolerance
-        return lm_px, facing & inside & buf_mask & close
+        # The 2x2 pixels whose centres surround the point (so landmarks on the mesh border, whose
+        # own pixel centre may fall just outside, still find their surface).
+        base = (lm_px.detach() - 0.5).floor().long()
+        lm_depth = -lm_view[..., 2].detach()
+        b = torch.arange(lm_px.shape[0], device=lm_px.device)[:, None]
+        close = torch.zeros_like(facing)
+        for dr, dc in ((0, 0), (0, 1), (1, 0), (1, 1)):
+            row, col = base[..., 1] + dr, base[..., 0] + dc
+            inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)
+            rc, cc = row.clamp(0, h - 1), col.clamp(0, w - 1)
+            hit = (mask[b, 0, rc, cc] > 0) & ((depth[b, 0, rc, cc].detach() - lm_depth).abs() <= self.depth_tolerance)
+            close |= inside & hit
+        return lm_px, facing & close
