@@ -56,7 +56,9 @@ DLIB_CHIP_PADDING = 0.25
 def dlib_template(size: int = DLIB_CHIP_SIZE, padding: float = DLIB_CHIP_PADDING) -> torch.Tensor:
     """5-point template of dlib's face chip, ``[5, 2]`` integer-centre pixel coordinates."""
     groups = ((36, 37, 38, 39, 40, 41), (42, 43, 44, 45, 46, 47), (30,), (48,), (54,))
-    mean = torch.tensor([[sum(_DLIB_MEAN_FACE[i][k] for i in g) / len(g) for k in (0, 1)] for g in groups], dtype=torch.float64)
+    mean = torch.tensor(
+        [[sum(_DLIB_MEAN_FACE[i][k] for i in g) / len(g) for k in (0, 1)] for g in groups], dtype=torch.float64
+    )
     return ((padding + mean) / (1.0 + 2.0 * padding) * size).float()
 
 
@@ -85,7 +87,11 @@ def estimate_similarity(src: torch.Tensor, dst: torch.Tensor, weights: torch.Ten
     """
     check_shape(src, ["B", "N", 2], "src")
     dst = dst.to(src).expand_as(src)
-    w = torch.ones(src.shape[:2], dtype=src.dtype, device=src.device) if weights is None else weights.to(src).expand(src.shape[:2])
+    w = (
+        torch.ones(src.shape[:2], dtype=src.dtype, device=src.device)
+        if weights is None
+        else weights.to(src).expand(src.shape[:2])
+    )
     w = (w / w.sum(dim=1, keepdim=True).clamp_min(1e-12)).unsqueeze(-1)  # [B, N, 1]
     src_mean, dst_mean = (w * src).sum(1, keepdim=True), (w * dst).sum(1, keepdim=True)
     s, d = src - src_mean, dst - dst_mean

@@ -5,7 +5,14 @@ import math
 import pytest
 import torch
 
-from occrecon.alignment import ARCFACE_TEMPLATE_112, TEMPLATES, align_faces, alignment_matrix, dlib_template, estimate_similarity
+from occrecon.alignment import (
+    ARCFACE_TEMPLATE_112,
+    TEMPLATES,
+    align_faces,
+    alignment_matrix,
+    dlib_template,
+    estimate_similarity,
+)
 from occrecon.errors import ShapeError
 
 
@@ -17,7 +24,9 @@ def _similarity(scale: float, angle: float, tx: float, ty: float) -> torch.Tenso
 def test_recovers_known_similarity_exactly():
     gen = torch.Generator().manual_seed(0)
     src = torch.rand(3, 5, 2, generator=gen) * 100
-    matrices = torch.stack([_similarity(1.7, 0.4, 5.0, -3.0), _similarity(0.5, -1.2, 0.0, 8.0), _similarity(1.0, 0.0, 0.0, 0.0)])
+    matrices = torch.stack(
+        [_similarity(1.7, 0.4, 5.0, -3.0), _similarity(0.5, -1.2, 0.0, 8.0), _similarity(1.0, 0.0, 0.0, 0.0)]
+    )
     dst = src @ matrices[:, :, :2].transpose(1, 2) + matrices[:, None, :, 2]
     torch.testing.assert_close(estimate_similarity(src, dst), matrices, atol=1e-4, rtol=1e-4)
 

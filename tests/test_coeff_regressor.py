@@ -61,7 +61,10 @@ def test_backbone_checkpoint_and_normalisation(tmp_path):
     # the ImageNet normalisation happens inside: features of x equal the raw backbone on (x-mean)/std
     x = torch.rand(1, 3, 64, 64)
     net.eval()
-    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    mean, std = (
+        torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1),
+        torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1),
+    )
     torch.testing.assert_close(net.features(x), net.backbone((x - mean) / std)[-1].mean(dim=(2, 3)))
 
 

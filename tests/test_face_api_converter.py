@@ -22,10 +22,20 @@ from occrecon.nets.identity.dlib_resnet import DlibResNet
 def hand_manifest(tmp_path):
     """A manifest written by hand: 5 weights of 5 storage types over 2 shards."""
     entries = [
-        {"name": "q8", "shape": [2, 2], "dtype": "float32", "quantization": {"dtype": "uint8", "scale": 0.5, "min": -1.0}},
+        {
+            "name": "q8",
+            "shape": [2, 2],
+            "dtype": "float32",
+            "quantization": {"dtype": "uint8", "scale": 0.5, "min": -1.0},
+        },
         {"name": "f32", "shape": [3], "dtype": "float32"},
         {"name": "i32", "shape": [2], "dtype": "int32"},
-        {"name": "q16", "shape": [2], "dtype": "float32", "quantization": {"dtype": "uint16", "scale": 0.001, "min": 2.0}},
+        {
+            "name": "q16",
+            "shape": [2],
+            "dtype": "float32",
+            "quantization": {"dtype": "uint16", "scale": 0.001, "min": 2.0},
+        },
         {"name": "f16", "shape": [1, 2], "dtype": "float32", "quantization": {"dtype": "float16"}},
     ]
     data = bytes([0, 1, 2, 255])  # q8
@@ -104,7 +114,9 @@ def test_layouts_follow_tfjs():
 
 def test_round_trip_float_is_exact(tmp_path):
     net = _random_net()
-    manifest = write_manifest(face_api.state_dict_to_face_api(net.state_dict()), tmp_path, "face_recognition_model", shard_bytes=1 << 20)
+    manifest = write_manifest(
+        face_api.state_dict_to_face_api(net.state_dict()), tmp_path, "face_recognition_model", shard_bytes=1 << 20
+    )
     assert len(json.loads(manifest.read_text())[0]["paths"]) > 1  # several shards
     state = face_api.face_api_to_state_dict(read_manifest(manifest))
     for key, value in net.state_dict().items():
@@ -127,7 +139,9 @@ def test_round_trip_quantised_within_half_a_step(tmp_path):
 def _fake_tarball(path, net):
     """An npm-pack-like tarball holding a face-api manifest of ``net`` (uint8 quantised)."""
     folder = path.parent / "pkg"
-    manifest = write_manifest(face_api.state_dict_to_face_api(net.state_dict()), folder, "face_recognition_model", quantize=True)
+    manifest = write_manifest(
+        face_api.state_dict_to_face_api(net.state_dict()), folder, "face_recognition_model", quantize=True
+    )
     with tarfile.open(path, "w:gz") as archive:
         archive.add(manifest, arcname=face_api.MANIFEST_MEMBER)
         for shard in json.loads(manifest.read_text())[0]["paths"]:
@@ -159,7 +173,9 @@ def test_cli_fetch_with_tarball(tmp_path, monkeypatch, capsys):
     args = parser.parse_args(["assets", "fetch", "face-recognition", "--tarball", str(tmp_path / "face-api.tgz")])
     assert args.handler(args) == 0
     assert (tmp_path / "cache" / face_api.CACHE_NAME).is_file()
-    args = parser.parse_args(["assets", "fetch", "face-recognition", "--force", "--tarball", str(tmp_path / "absent.tgz")])
+    args = parser.parse_args(
+        ["assets", "fetch", "face-recognition", "--force", "--tarball", str(tmp_path / "absent.tgz")]
+    )
     assert args.handler(args) == 1
     assert "absent.tgz" in capsys.readouterr().out
 
@@ -173,6 +189,11 @@ def test_missing_assets_say_how_to_get_them(tmp_path, monkeypatch):
     (tmp_path / "bad.tgz").write_bytes(b"not a tarball")
     with pytest.raises(DataFormatError, match="bad.tgz"):
         face_api.read_face_api_tarball(tmp_path / "bad.tgz")
+    corrupt = tmp_path / face_api.CACHE_NAME
+    corrupt.parent.mkdir(parents=True)
+    corrupt.write_bytes(b"garbage")
+    with pytest.raises(DataFormatError, match="occrecon assets fetch"):
+        face_api.load_face_recognition_state_dict()
     monkeypatch.setattr(face_api.shutil, "which", lambda name: None)
     with pytest.raises(MissingAssetError, match="npm"):
         face_api.npm_pack(tmp_path)

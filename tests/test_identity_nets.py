@@ -150,7 +150,9 @@ def test_matches_dlib_itself():
     net, _ = build_identity_network("dlib")
     faces = torch.stack([_cartoon_face(s) for s in range(4)])
     chips = (faces * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    expected = torch.tensor(np.stack([np.array(reference.compute_face_descriptor(np.ascontiguousarray(c))) for c in chips]))
+    expected = torch.tensor(
+        np.stack([np.array(reference.compute_face_descriptor(np.ascontiguousarray(c))) for c in chips])
+    )
     with torch.no_grad():
         ours = net(torch.from_numpy(chips).permute(0, 3, 1, 2).float() / 255).double()
     assert torch.nn.functional.cosine_similarity(ours, expected).min() >= 0.999

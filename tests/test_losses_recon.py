@@ -20,7 +20,12 @@ from occrecon.losses.skin import skin_mask, skin_probability
 
 
 def test_default_weights_are_the_papers():
-    assert (DEFAULT_WEIGHTS["feat"], DEFAULT_WEIGHTS["regu"], DEFAULT_WEIGHTS["phot"], DEFAULT_WEIGHTS["land"]) == (0.2, 3.6e-4, 1.4, 1.6e-3)
+    assert (DEFAULT_WEIGHTS["feat"], DEFAULT_WEIGHTS["regu"], DEFAULT_WEIGHTS["phot"], DEFAULT_WEIGHTS["land"]) == (
+        0.2,
+        3.6e-4,
+        1.4,
+        1.6e-3,
+    )
 
 
 def test_photometric_hand_value():

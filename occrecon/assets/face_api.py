@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import shutil
 import subprocess
 import tarfile
@@ -198,4 +199,11 @@ def load_face_recognition_state_dict(path: str | Path | None = None) -> dict[str
     path = Path(path) if path is not None else default_weights_path()
     if not path.is_file():
         raise MissingAssetError(path, "dlib face recognition weights (converted from face-api)", HOW_TO_GET)
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError, RuntimeError) as err:
+        raise DataFormatError(
+            path, "a state dict written by `occrecon assets fetch face-recognition`", got=str(err)[:200]
+        ) from err
+    check_dlib_state_dict(state, str(path))
+    return state

@@ -56,7 +56,9 @@ def decode_weight(entry: Mapping[str, Any], raw: bytes, where: str = "<manifest>
     return values.astype(target.newbyteorder("="))
 
 
-def parse_manifest(manifest: list[dict[str, Any]], read_shard: Callable[[str], bytes], where: str = "<manifest>") -> dict[str, np.ndarray]:
+def parse_manifest(
+    manifest: list[dict[str, Any]], read_shard: Callable[[str], bytes], where: str = "<manifest>"
+) -> dict[str, np.ndarray]:
     """Decode every weight of a parsed manifest; ``read_shard(path)`` returns a shard's bytes.
 
     Raises :class:`DataFormatError` (naming ``where`` and the weight) when the shards are shorter
@@ -73,7 +75,9 @@ def parse_manifest(manifest: list[dict[str, Any]], read_shard: Callable[[str], b
             count = int(np.prod(entry["shape"], dtype=np.int64))
             nbytes = count * _stored_dtype(entry, label).itemsize
             if offset + nbytes > len(buffer):
-                raise DataFormatError(label, f"{nbytes} more bytes in the shards {group['paths']}", got=f"{len(buffer) - offset}")
+                raise DataFormatError(
+                    label, f"{nbytes} more bytes in the shards {group['paths']}", got=f"{len(buffer) - offset}"
+                )
             weights[entry["name"]] = decode_weight(entry, buffer[offset : offset + nbytes], label)
             offset += nbytes
         if offset != len(buffer):
@@ -123,7 +127,11 @@ def write_manifest(
     entries, chunks = [], []
     for name, array in weights.items():
         array = np.asarray(array)
-        entry: dict[str, Any] = {"name": name, "shape": list(array.shape), "dtype": "float32" if array.dtype.kind == "f" else "int32"}
+        entry: dict[str, Any] = {
+            "name": name,
+            "shape": list(array.shape),
+            "dtype": "float32" if array.dtype.kind == "f" else "int32",
+        }
         if quantize and array.dtype.kind == "f":
             q, entry["quantization"] = quantize_uint8(array)
             chunks.append(q.tobytes())

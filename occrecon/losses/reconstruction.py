@@ -29,7 +29,9 @@ REGU_INNER_WEIGHTS: dict[str, float] = {"id": 1.0, "exp": 0.8, "tex": 1.7e-2}
 the group names of ``occrecon.facemodel.layout.Coefficients``."""
 
 
-def photometric_loss(rendered: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+def photometric_loss(
+    rendered: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6
+) -> torch.Tensor:
     """``L_phot`` (Eq. 4): L2,1 colour distance, averaged over the pixels of ``mask``.
 
     ``L = sum_p M_p sqrt(eps + ||I_render(p) - I(p)||^2) / max(sum_p M_p, 1)`` over the batch.
@@ -55,7 +57,9 @@ def photometric_loss(rendered: torch.Tensor, target: torch.Tensor, mask: torch.T
     return (distance * mask).sum() / mask.sum().clamp_min(1.0)
 
 
-def landmark_weights(num_points: int = NUM_LANDMARKS_68, boost: float = 20.0, device: torch.device | None = None) -> torch.Tensor:
+def landmark_weights(
+    num_points: int = NUM_LANDMARKS_68, boost: float = 20.0, device: torch.device | None = None
+) -> torch.Tensor:
     """Per-landmark weights of Deep3D: 1, and ``boost`` for the nose (28-30) and inner mouth (60-67).
 
     Returns ``[num_points]``; only the 68-point layout has boosted points.
@@ -95,7 +99,9 @@ def landmark_loss(
     vis = torch.ones(predicted.shape[:2], device=predicted.device) if visibility is None else visibility
     check_shape(vis, list(predicted.shape[:2]), "visibility")
     vis = vis.to(predicted.dtype)
-    diff = torch.where(vis.unsqueeze(-1) > 0, predicted - target, torch.zeros((), dtype=predicted.dtype, device=predicted.device))
+    diff = torch.where(
+        vis.unsqueeze(-1) > 0, predicted - target, torch.zeros((), dtype=predicted.dtype, device=predicted.device)
+    )
     per_point = (diff * diff).sum(-1) * weights.to(predicted) * vis
     return per_point.sum() / vis.sum().clamp_min(1.0)
 
@@ -200,7 +206,9 @@ class IdentityFeatureLoss(nn.Module):
         crops = align_faces(images, points5, self.network.template, self.network.input_size)
         return self.network(crops)
 
-    def forward(self, images: torch.Tensor, rendered: torch.Tensor, points5: torch.Tensor, rendered_points5: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, images: torch.Tensor, rendered: torch.Tensor, points5: torch.Tensor, rendered_points5: torch.Tensor
+    ) -> torch.Tensor:
         """Scalar ``L_feat``; the input's embedding is computed without gradient."""
         with torch.no_grad():
             reference = self.embed(images, points5)

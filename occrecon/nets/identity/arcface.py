@@ -15,6 +15,7 @@ Input: ``[B, 3, 112, 112]`` RGB in ``[0, 1]``, aligned to the ArcFace template
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -111,7 +112,10 @@ def load_arcface(path: str | Path, arch: str = "iresnet50") -> IResNet:
             "Download an insightface arcface_torch model (e.g. ms1mv3_arcface_r50_fp16/backbone.pth, "
             "see github.com/deepinsight/insightface/tree/master/model_zoo) and pass its path.",
         )  # fmt: skip
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError, RuntimeError) as err:
+        raise DataFormatError(path, "a PyTorch state dict (insightface backbone.pth)", got=str(err)[:200]) from err
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     state = {k.removeprefix("module."): v.float() for k, v in state.items()}
     net = iresnet(arch)
