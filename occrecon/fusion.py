@@ -105,7 +105,9 @@ def occluder_mask(
     masks = []
     for b in range(labels.shape[0]):
         hull = face_hull(labels[b], None if heat is None else heat[b], classes, tau)
-        occ = np.isin(labels[b], _ids(classes, OCCLUDER_NAMES)) | (hull & np.isin(labels[b], _ids(classes, NON_FACE_NAMES)))
+        occ = np.isin(labels[b], _ids(classes, OCCLUDER_NAMES)) | (
+            hull & np.isin(labels[b], _ids(classes, NON_FACE_NAMES))
+        )
         masks.append(occ)
     return torch.from_numpy(np.stack(masks)).to(parsing.device).float().unsqueeze(1)
 
@@ -138,7 +140,9 @@ def _brow_thickness(parsing: np.ndarray, occluded: np.ndarray, label: int, mirro
     return 0.2 * float(cols.max() - cols.min() + 1) if len(cols) else 0.0
 
 
-def part_regions(heat: np.ndarray, parsing: np.ndarray, occluded: np.ndarray, classes: Sequence[str], tau: float) -> list[tuple[int, np.ndarray]]:
+def part_regions(
+    heat: np.ndarray, parsing: np.ndarray, occluded: np.ndarray, classes: Sequence[str], tau: float
+) -> list[tuple[int, np.ndarray]]:
     """Re-grown part regions (step 3) as ``(label, [H, W] bool)`` in priority order.
 
     Args:
@@ -169,7 +173,9 @@ def part_regions(heat: np.ndarray, parsing: np.ndarray, occluded: np.ndarray, cl
         bridge_x = ridge(heat[_LINE["nose_bridge"]], tau, along_rows=True)
         bottom_y = r["nose_bottom"]
         rows, cols = np.nonzero(~np.isnan(bridge_x))[0], np.nonzero(~np.isnan(bottom_y))[0]
-        points = np.concatenate([np.stack([bridge_x[rows], rows + 0.5], 1), np.stack([cols + 0.5, bottom_y[cols]], 1)]) - 0.5
+        points = (
+            np.concatenate([np.stack([bridge_x[rows], rows + 0.5], 1), np.stack([cols + 0.5, bottom_y[cols]], 1)]) - 0.5
+        )
         regions.append((label["nose"], _fill_convex(points, parsing.shape)))
     return regions
 
@@ -230,12 +236,16 @@ def fuse_parsing(
     return torch.from_numpy(np.stack(out)).to(parsing.device)
 
 
-def fuse_skin(parsing: torch.Tensor, occluders: torch.Tensor, classes: Sequence[str] = CELEBAMASK_CLASSES) -> torch.Tensor:
+def fuse_skin(
+    parsing: torch.Tensor, occluders: torch.Tensor, classes: Sequence[str] = CELEBAMASK_CLASSES
+) -> torch.Tensor:
     """Baseline (a): every occluded pixel becomes skin. ``[B, H, W]``, ``[B, 1, H, W]`` -> ``[B, H, W]``."""
     return parsing.masked_fill(occluders[:, 0] > 0.5, classes.index("skin"))
 
 
-def fuse_nearest(parsing: torch.Tensor, occluders: torch.Tensor, classes: Sequence[str] = CELEBAMASK_CLASSES) -> torch.Tensor:
+def fuse_nearest(
+    parsing: torch.Tensor, occluders: torch.Tensor, classes: Sequence[str] = CELEBAMASK_CLASSES
+) -> torch.Tensor:
     """Baseline (b): each occluded pixel takes the label of the nearest non-occluded face-part pixel."""
     labels, occ = parsing.cpu().numpy(), occluders[:, 0].cpu().numpy() > 0.5
     face = np.isin(labels, _ids(classes, FACE_PART_NAMES))
@@ -252,9 +262,13 @@ def occluded_miou(pred: torch.Tensor, gt: torch.Tensor, occluder_mask: torch.Ten
     Returns:
         scalar: mean IoU over the classes present (in ``gt`` or ``pred``) inside the mask; NaN for an empty mask.
     """
-    mask = (occluder_mask.reshape(gt.shape) > 0.5)
+    mask = occluder_mask.reshape(gt.shape) > 0.5
     p, g = pred[mask], gt[mask]
-    confmat = torch.bincount(g * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes).double()
+    confmat = (
+        torch.bincount(g * num_classes + p, minlength=num_classes * num_classes)
+        .reshape(num_classes, num_classes)
+        .double()
+    )
     tp = confmat.diag()
     union = confmat.sum(0) + confmat.sum(1) - tp
     present = union > 0

@@ -157,6 +157,8 @@ def test_discriminator_loss_module_uses_eq1_labels() -> None:
     lm = _face_landmarks().float()
     good = edge_line_heatmaps(lm, (64, 64))
     bad = torch.zeros_like(good)
-    out = DiscriminatorLoss(theta=1.5, delta=0.9)(torch.zeros(2), torch.zeros(2), torch.cat([good, bad]), lm.repeat(2, 1, 1))
+    out = DiscriminatorLoss(theta=1.5, delta=0.9)(
+        torch.zeros(2), torch.zeros(2), torch.cat([good, bad]), lm.repeat(2, 1, 1)
+    )
     assert out["d_gt"].tolist() == [1.0, 0.0]
     assert out["loss"].item() == pytest.approx(2 * math.log(2))  # all logits 0: BCE = log 2 for each term

@@ -18,7 +18,9 @@ from occrecon.landmarks import EDGE_LINES_68
 from occrecon.utils.checks import check_shape
 
 
-def heatmap_mse(predictions: Sequence[torch.Tensor], target: torch.Tensor, stack_weights: Sequence[float] | None = None) -> torch.Tensor:
+def heatmap_mse(
+    predictions: Sequence[torch.Tensor], target: torch.Tensor, stack_weights: Sequence[float] | None = None
+) -> torch.Tensor:
     """Intermediate supervision: ``sum_k w_k * MSE(prediction_k, target)`` over the stacks.
 
     Args:
@@ -29,7 +31,7 @@ def heatmap_mse(predictions: Sequence[torch.Tensor], target: torch.Tensor, stack
     weights = [1.0] * len(predictions) if stack_weights is None else list(stack_weights)
     if len(weights) != len(predictions):
         raise ValueError(f"{len(predictions)} stacks but {len(weights)} stack weights")
-    return sum(w * F.mse_loss(p, target) for w, p in zip(weights, predictions))
+    return sum(w * F.mse_loss(p, target) for w, p in zip(weights, predictions, strict=True))
 
 
 def landmark_distance_loss(pred: torch.Tensor, target: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
@@ -77,7 +79,9 @@ def landmark_line_distances(
         valid[i, : len(line)] = True
     points = landmarks[:, index]  # [B, L, K, 2]
     h, w = heatmaps.shape[-2:]
-    ys, xs = torch.meshgrid(torch.arange(h, device=heatmaps.device) + 0.5, torch.arange(w, device=heatmaps.device) + 0.5, indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=heatmaps.device) + 0.5, torch.arange(w, device=heatmaps.device) + 0.5, indexing="ij"
+    )
     centres = torch.stack([xs, ys], dim=-1).reshape(1, 1, 1, h * w, 2).to(landmarks.dtype)
     dist = (points.unsqueeze(3) - centres).norm(dim=-1)  # [B, L, K, P]
     on_line = line_pixel_mask(heatmaps, threshold).flatten(2).unsqueeze(2)  # [B, L, 1, P]
@@ -203,11 +207,21 @@ class DiscriminatorLoss(nn.Module):
         line_threshold: heatmap level that defines a predicted line pixel.
     """
 
-    def __init__(self, theta: float = 1.5, delta: float = 0.9, line_threshold: float = 0.5, lines: tuple[tuple[int, ...], ...] = EDGE_LINES_68) -> None:
+    def __init__(
+        self,
+        theta: float = 1.5,
+        delta: float = 0.9,
+        line_threshold: float = 0.5,
+        lines: tuple[tuple[int, ...], ...] = EDGE_LINES_68,
+    ) -> None:
         super().__init__()
         self.theta, self.delta, self.line_threshold, self.lines = theta, delta, line_threshold, lines
 
-    def forward(self, fake_logits: torch.Tensor, real_logits: torch.Tensor, fake_heatmaps: torch.Tensor, landmarks: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, fake_logits: torch.Tensor, real_logits: torch.Tensor, fake_heatmaps: torch.Tensor, landmarks: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """``landmarks``: GT ``[B, N, 2]`` in heatmap pixels. Returns ``{"loss", "d_gt", "share"}``."""
-        d_gt, share = effectiveness_label(fake_heatmaps, landmarks, self.theta, self.delta, self.lines, self.line_threshold)
+        d_gt, share = effectiveness_label(
+            fake_heatmaps, landmarks, self.theta, self.delta, self.lines, self.line_threshold
+        )
         return {"loss": discriminator_loss(fake_logits, real_logits, d_gt), "d_gt": d_gt, "share": share}

@@ -47,7 +47,9 @@ def parsing_ce(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = I
     return F.cross_entropy(logits, labels, ignore_index=ignore_index)
 
 
-def balanced_edge_ce(edge_logits: torch.Tensor, edge_target: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+def balanced_edge_ce(
+    edge_logits: torch.Tensor, edge_target: torch.Tensor, ignore_index: int = IGNORE_INDEX
+) -> torch.Tensor:
     """Class-balanced edge cross-entropy (EAGRNet): edge pixels weigh ``N_neg / N``, others ``N_pos / N``.
 
     Counts are over the whole batch's valid pixels. The result is the weighted mean
@@ -74,7 +76,9 @@ def balanced_edge_ce(edge_logits: torch.Tensor, edge_target: torch.Tensor, ignor
     return (weights * ce).sum() / weights.sum().clamp_min(1e-12)
 
 
-def edge_parsing_ce(logits: torch.Tensor, labels: torch.Tensor, edge_target: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+def edge_parsing_ce(
+    logits: torch.Tensor, labels: torch.Tensor, edge_target: torch.Tensor, ignore_index: int = IGNORE_INDEX
+) -> torch.Tensor:
     """Parsing cross-entropy restricted to boundary pixels (EAGRNet's edge-attention term).
 
     Per image: ``sum over edge pixels of CE / number of edge pixels``, then the mean over images
@@ -112,17 +116,27 @@ def parsing_loss(
         "edge": balanced_edge_ce(outputs["edge"], edge_target, ignore_index),
         "edge_parse": edge_parsing_ce(outputs["parsing"], labels, edge_target, ignore_index),
     }
-    terms["loss"] = parse_weight * terms["parse"] + edge_weight * terms["edge"] + edge_parse_weight * terms["edge_parse"]
+    terms["loss"] = (
+        parse_weight * terms["parse"] + edge_weight * terms["edge"] + edge_parse_weight * terms["edge_parse"]
+    )
     return terms
 
 
 class ParsingLoss(nn.Module):
     """Module wrapper of :func:`parsing_loss` holding the weights."""
 
-    def __init__(self, parse_weight: float = 1.0, edge_weight: float = 1.0, edge_parse_weight: float = 1.0, ignore_index: int = IGNORE_INDEX) -> None:
+    def __init__(
+        self,
+        parse_weight: float = 1.0,
+        edge_weight: float = 1.0,
+        edge_parse_weight: float = 1.0,
+        ignore_index: int = IGNORE_INDEX,
+    ) -> None:
         super().__init__()
         self.parse_weight, self.edge_weight, self.edge_parse_weight = parse_weight, edge_weight, edge_parse_weight
         self.ignore_index = ignore_index
 
     def forward(self, outputs: dict[str, torch.Tensor], labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        return parsing_loss(outputs, labels, self.parse_weight, self.edge_weight, self.edge_parse_weight, self.ignore_index)
+        return parsing_loss(
+            outputs, labels, self.parse_weight, self.edge_weight, self.edge_parse_weight, self.ignore_index
+        )

@@ -37,7 +37,9 @@ def box_size(gt: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tenso
     return ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).clamp_min(0).sqrt()
 
 
-def nme_per_image(pred: torch.Tensor, gt: torch.Tensor, normalizer: torch.Tensor, visible: torch.Tensor | None = None) -> torch.Tensor:
+def nme_per_image(
+    pred: torch.Tensor, gt: torch.Tensor, normalizer: torch.Tensor, visible: torch.Tensor | None = None
+) -> torch.Tensor:
     """``[B]`` normalised mean error; ``pred``, ``gt`` ``[B, N, 2]``, ``normalizer`` ``[B]``, ``visible`` ``[B, N]`` bool."""
     check_shape(pred, ["B", "N", 2], "pred")
     check_shape(gt, list(pred.shape), "gt")
@@ -79,7 +81,13 @@ class LandmarkMetrics(Metric):
         self.normalization, self.threshold = normalization, threshold
         self.add_state("nmes", default=[], dist_reduce_fx="cat")
 
-    def update(self, pred: torch.Tensor, gt: torch.Tensor, boxes: torch.Tensor | None = None, visible: torch.Tensor | None = None) -> None:
+    def update(
+        self,
+        pred: torch.Tensor,
+        gt: torch.Tensor,
+        boxes: torch.Tensor | None = None,
+        visible: torch.Tensor | None = None,
+    ) -> None:
         norm = inter_ocular_distance(gt) if self.normalization == "inter_ocular" else box_size(gt, boxes)
         self.nmes.append(nme_per_image(pred, gt, norm, visible))
 

@@ -64,20 +64,30 @@ class FaceParsingMetrics(Metric):
     full_state_update = False
     higher_is_better = True
 
-    def __init__(self, class_names: Sequence[str], overall_f1_classes: Sequence[str] | None = None, ignore_index: int = 255, **kwargs) -> None:
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        overall_f1_classes: Sequence[str] | None = None,
+        ignore_index: int = 255,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.class_names = tuple(class_names)
         self.num_classes = len(self.class_names)
         self.overall = None if overall_f1_classes is None else [self.class_names.index(n) for n in overall_f1_classes]
         self.ignore_index = ignore_index
-        self.add_state("confmat", default=torch.zeros(self.num_classes, self.num_classes, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state(
+            "confmat", default=torch.zeros(self.num_classes, self.num_classes, dtype=torch.long), dist_reduce_fx="sum"
+        )
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
         check_shape(target, ["B", "H", "W"], "target")
         if preds.dim() == 4:
             preds = preds.argmax(dim=1)
         check_shape(preds, list(target.shape), "preds")
-        self.confmat += multiclass_confusion_matrix(preds, target, self.num_classes, ignore_index=self.ignore_index, validate_args=False)
+        self.confmat += multiclass_confusion_matrix(
+            preds, target, self.num_classes, ignore_index=self.ignore_index, validate_args=False
+        )
 
     def compute(self) -> dict[str, torch.Tensor]:
         confmat = self.confmat

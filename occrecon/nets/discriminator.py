@@ -27,7 +27,9 @@ class EdgeLinesDiscriminator(nn.Module):
     ``forward(heatmaps [B, L, h, w], images [B, 3, H, W] | None)`` returns logits ``[B]``.
     """
 
-    def __init__(self, num_lines: int = NUM_EDGE_LINES, image_channels: int = 3, width: int = 64, num_levels: int = 4) -> None:
+    def __init__(
+        self, num_lines: int = NUM_EDGE_LINES, image_channels: int = 3, width: int = 64, num_levels: int = 4
+    ) -> None:
         super().__init__()
         self.num_lines, self.image_channels = num_lines, image_channels
         layers: list[nn.Module] = []
@@ -48,6 +50,8 @@ class EdgeLinesDiscriminator(nn.Module):
             if images is None:
                 raise ValueError("this discriminator is conditioned on the image: pass images [B, 3, H, W]")
             check_shape(images, [heatmaps.shape[0], self.image_channels, "H", "W"], "images")
-            small = F.interpolate(images, size=heatmaps.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
+            small = F.interpolate(
+                images, size=heatmaps.shape[-2:], mode="bilinear", align_corners=False, antialias=True
+            )
             x = torch.cat([heatmaps, small], dim=1)
         return self.logit(self.body(x).mean(dim=(2, 3))).squeeze(1)

@@ -99,12 +99,18 @@ class MessagePassing(nn.Module):
         kernel: size of the message convolutions (LAB/Chu use 7 at 64x64).
     """
 
-    def __init__(self, num_lines: int, channels: int, edges: tuple[tuple[int, int], ...] = EDGE_LINE_TREE, kernel: int = 7) -> None:
+    def __init__(
+        self, num_lines: int, channels: int, edges: tuple[tuple[int, int], ...] = EDGE_LINE_TREE, kernel: int = 7
+    ) -> None:
         super().__init__()
         self.num_lines, self.channels, self.edges = num_lines, channels, tuple(edges)
         self.order = _topological_order(num_lines, self.edges)
-        self.up = nn.ModuleDict({f"{c}_{p}": nn.Conv2d(channels, channels, kernel, padding=kernel // 2) for p, c in self.edges})
-        self.down = nn.ModuleDict({f"{p}_{c}": nn.Conv2d(channels, channels, kernel, padding=kernel // 2) for p, c in self.edges})
+        self.up = nn.ModuleDict(
+            {f"{c}_{p}": nn.Conv2d(channels, channels, kernel, padding=kernel // 2) for p, c in self.edges}
+        )
+        self.down = nn.ModuleDict(
+            {f"{p}_{c}": nn.Conv2d(channels, channels, kernel, padding=kernel // 2) for p, c in self.edges}
+        )
         self.combine = nn.Conv2d(2 * channels * num_lines, channels * num_lines, 1, groups=num_lines)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -119,7 +125,7 @@ class MessagePassing(nn.Module):
         for node in self.order:
             message = [self.down[f"{p}_{c}"](down[p]) for p, c in self.edges if c == node]
             down[node] = torch.relu(f[node] + message[0]) if message else torch.relu(f[node])
-        both = torch.cat([torch.cat([u, d], dim=1) for u, d in zip(up, down)], dim=1)  # line-major groups
+        both = torch.cat([torch.cat([u, d], dim=1) for u, d in zip(up, down, strict=True)], dim=1)  # line-major groups
         out = torch.relu(self.combine(both))
         return out.reshape(features.shape)
 
@@ -164,11 +170,15 @@ class EdgeLinesNet(nn.Module):
         )  # fmt: skip
         self.hourglasses = nn.ModuleList(Hourglass(width, hourglass_depth) for _ in range(num_stacks))
         self.features = nn.ModuleList(
-            nn.Sequential(Residual(width, width), nn.Conv2d(width, width, 1), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+            nn.Sequential(
+                Residual(width, width), nn.Conv2d(width, width, 1), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+            )
             for _ in range(num_stacks)
         )
         self.to_lines = nn.ModuleList(nn.Conv2d(width, lines * line_channels, 1) for _ in range(num_stacks))
-        self.message = nn.ModuleList(MessagePassing(lines, line_channels, edges, message_kernel) for _ in range(num_stacks))
+        self.message = nn.ModuleList(
+            MessagePassing(lines, line_channels, edges, message_kernel) for _ in range(num_stacks)
+        )
         # one 1x1 head per line (grouped): heatmap i sees only line i's message-passing features
         self.heads = nn.ModuleList(nn.Conv2d(lines * line_channels, lines, 1, groups=lines) for _ in range(num_stacks))
         self.remap_features = nn.ModuleList(nn.Conv2d(width, width, 1) for _ in range(num_stacks - 1))
@@ -192,15 +202,18 @@ class EdgeLinesNet(nn.Module):
             heatmaps.append(heat)
             messages.append(passed)
             if k + 1 < len(self.hourglasses):
+                # inter-level: the message features of the last `span` stacks, summed, into the next input
                 recent = messages[-self.inter_level_span :] if self.inter_level_span > 0 else []
-                inter = sum(self.inter_level[k](m) for m in recent) if recent else 0.0
+                inter = self.inter_level[k](sum(recent)) if recent else 0.0
                 x = x + self.remap_features[k](feats) + self.remap_heatmaps[k](heat) + inter
         landmark_logits = self.landmark_head(torch.cat([feats, heatmaps[-1]], dim=1))
         landmarks = heatmap_soft_argmax(landmark_logits, images.shape[-2:])
         return {"heatmaps": heatmaps, "landmark_heatmaps": landmark_logits, "landmarks": landmarks}
 
 
-def heatmap_soft_argmax(logits: torch.Tensor, image_size: tuple[int, int] | torch.Size, temperature: float = 1.0) -> torch.Tensor:
+def heatmap_soft_argmax(
+    logits: torch.Tensor, image_size: tuple[int, int] | torch.Size, temperature: float = 1.0
+) -> torch.Tensor:
     """Soft-argmax of per-landmark heatmap logits, in image pixel coordinates.
 
     Softmax over each ``[h, w]`` map (kornia ``spatial_soft_argmax2d``, which returns pixel
@@ -215,5 +228,7 @@ def heatmap_soft_argmax(logits: torch.Tensor, image_size: tuple[int, int] | torc
         ``[B, N, 2]`` ``(x, y)`` in image pixels.
     """
     xy = spatial_soft_argmax2d(logits, torch.tensor(temperature, device=logits.device), normalized_coordinates=False)
-    scale = torch.tensor([image_size[1] / logits.shape[-1], image_size[0] / logits.shape[-2]], device=logits.device, dtype=xy.dtype)
+    scale = torch.tensor(
+        [image_size[1] / logits.shape[-1], image_size[0] / logits.shape[-2]], device=logits.device, dtype=xy.dtype
+    )
     return (xy + 0.5) * scale

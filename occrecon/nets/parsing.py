@@ -66,7 +66,7 @@ class EdgeHead(nn.Module):
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         size = features[0].shape[-2:]
-        logits = [_resize(self.classify(reduce(f)), size) for reduce, f in zip(self.reduce, features)]
+        logits = [_resize(self.classify(reduce(f)), size) for reduce, f in zip(self.reduce, features, strict=True)]
         return self.fuse(torch.cat(logits, dim=1))
 
 
@@ -154,7 +154,9 @@ class EAGRModule(nn.Module):
         self.conv_proj = nn.Conv2d(in_ch, state_ch, 1)
         self.node_conv = nn.Conv1d(num_vertices, num_vertices, 1)
         self.channel_conv = nn.Conv1d(state_ch, state_ch, 1, bias=False)
-        self.extend = nn.Sequential(nn.Conv2d(state_ch, in_ch, 1, bias=False), nn.BatchNorm2d(in_ch), nn.LeakyReLU(0.01))
+        self.extend = nn.Sequential(
+            nn.Conv2d(state_ch, in_ch, 1, bias=False), nn.BatchNorm2d(in_ch), nn.LeakyReLU(0.01)
+        )
 
     def projection(self, x: torch.Tensor, edge_prob: torch.Tensor) -> torch.Tensor:
         """``[B, P, V]`` projection matrix of ``x`` (``[B, C, H, W]``) given ``edge_prob`` ``[B, 1, H, W]``."""
