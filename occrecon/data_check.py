@@ -84,16 +84,24 @@ def check_split(datamodule: Any, split: str, progress: Callable[[int], None] | N
 
 
 def check_dataset(dataset: str, root: str | None) -> list[SplitReport]:
-    """Check every split of ``dataset`` under ``root`` (the root itself must exist)."""
+    """Check every split of ``dataset`` under ``root`` (the root itself must exist).
+
+    For CelebAMask-HQ, pre-merged maps (``CelebAMask-HQ-mask/``, order "A") are checked too when
+    present, as extra rows ``<split> (merged)``.
+    """
     datamodule = make_datamodule(dataset, root)
-    datamodule.root  # noqa: B018 - raises MissingAssetError with download instructions
+    variants = [("", datamodule)]
+    if dataset == "celebamask_hq" and (datamodule.root / "CelebAMask-HQ-mask").is_dir():
+        variants.append((" (merged)", make_datamodule(dataset, root, label_source="merged")))
     reports = []
-    for split in DATASETS[dataset][2]:
-        report = check_split(datamodule, split)
-        only_missing_folder = report.samples == 0 and report.counts["missing"] == len(report.problems) == 1
-        if (dataset, split) in OPTIONAL_SPLITS and only_missing_folder:
-            report = SplitReport(split, absent=True)
-        reports.append(report)
+    for suffix, module in variants:
+        for split in DATASETS[dataset][2]:
+            report = check_split(module, split)
+            only_missing_folder = report.samples == 0 and report.counts["missing"] == len(report.problems) == 1
+            if (dataset, split) in OPTIONAL_SPLITS and only_missing_folder:
+                report = SplitReport(split, absent=True)
+            report.split += suffix
+            reports.append(report)
     return reports
 
 
