@@ -1,0 +1,255 @@
+"""The embedded default data set: synthetic occluded faces with ground truth for every stage.
+
+``SyntheticDataModule`` serves any subset of the fields of ``occrecon.synth`` (``docs/synthetic.md``)
+as tensors, split into train/val/test **by identity** (``occrecon.synth.reader.identity_split``:
+no person in two splits). When ``root`` holds no data set yet, :meth:`prepare_data` generates one
+with the ``synth_*`` settings (printing a message), so the default experiment needs no manual step.
+
+Sample layout (keys present only when requested):
+
+* ``I_in``, ``I_gt`` ``[3, S, S]`` float32 RGB in ``[0, 1]``; ``image`` is ``I_in`` (alias);
+* ``parsing_in``, ``parsing_gt`` ``[S, S]`` int64 (CelebAMask-HQ 19 classes, 255 outside the image
+  after augmentation); ``label_map`` is ``parsing_in``;
+* ``occluders`` ``[S, S]`` int64 codes; ``occluder_mask``, ``face_mask`` ``[1, S, S]`` float in {0, 1};
+* ``landmarks`` ``[68, 2]`` float32 pixels, ``landmark_visible`` (alias ``visibility``) ``[68]`` bool
+  (points leaving the frame become invisible), ``landmark_occluded`` ``[68]`` bool;
+* ``edge_lines`` ``[13, h, h]`` float32 in ``[0, 1]`` (redrawn from the augmented landmarks);
+* ``depth_coarse``, ``depth_detail`` ``[1, S, S]`` float32 (decimetres, 0 off the face);
+  ``normals`` ``[3, S, S]`` float32; ``bump`` ``[1, S, S]`` float32 = uint8 code / 255;
+* ``coeffs`` ``[D]``, ``camera_pose`` ``[6]`` float32; ``identity``, ``image_index``, ``index`` int64;
+  ``glasses`` int64; ``hand``, ``hair`` bool.
+
+Augmentation (train split, ``augment=True``) is ``datamodules.transforms.FaceAugment``, applied with
+one generator state to ``I_in``/``parsing_in``, ``I_gt``/``parsing_gt`` and ``occluders`` so all
+stay aligned; a flip remaps ``l_``/``r_`` labels and landmark indices. 3D targets (depth, normals,
+bump) are not image-space augmentable: requesting them with ``augment=True`` raises ConfigError.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from datamodules.common import edge_lines_for, seed_worker
+from datamodules.transforms import FaceAugment
+from occrecon.errors import ConfigError
+from occrecon.labels import CELEBAMASK_FLIP
+from occrecon.synth.reader import ALL_FIELDS, SPLITS, SyntheticDataset, identity_split
+from occrecon.utils.seeding import numpy_generator
+
+DEFAULT_FIELDS: tuple[str, ...] = (
+    "I_in", "I_gt", "parsing_in", "parsing_gt", "occluder_mask", "landmarks", "landmark_visible", "edge_lines",
+)  # fmt: skip
+NOT_AUGMENTABLE: tuple[str, ...] = ("depth_coarse", "depth_detail", "normals", "bump")
+_IMAGES, _MAPS_HWC = ("I_in", "I_gt"), ("normals",)
+_SCALAR_MAPS = ("depth_coarse", "depth_detail")
+
+
+def default_root() -> Path:
+    """``$OCCRECON_SYNTH``, else ``$OCCRECON_DATA/synth``, else ``data/synth``."""
+    if os.environ.get("OCCRECON_SYNTH"):
+        return Path(os.environ["OCCRECON_SYNTH"])
+    if os.environ.get("OCCRECON_DATA"):
+        return Path(os.environ["OCCRECON_DATA"]) / "synth"
+    return Path("data/synth")
+
+
+class SyntheticFaces(Dataset):
+    """One split of the synthetic data set as tensors (see the module docstring)."""
+
+    def __init__(self, root: Path, indices: Sequence[int], fields: Sequence[str], augment: FaceAugment | None, heatmap_size: int, sigma: float, seed: int) -> None:
+        self.fields = tuple(fields)
+        stored = set(self.fields)
+        if augment is not None and "edge_lines" in stored:  # redrawn from the augmented landmarks
+            stored = (stored - {"edge_lines"}) | {"landmarks"}
+        self.data = SyntheticDataset(root, fields=tuple(f for f in ALL_FIELDS if f in stored))
+        self.indices, self.augment = list(indices), augment
+        self.occluder_augment = None if augment is None else copy.copy(augment)
+        if self.occluder_augment is not None:
+            self.occluder_augment.label_lut = None  # occluder codes have no sides
+        self.heatmap_size, self.sigma, self.seed = heatmap_size, sigma, seed
+        self.rng: np.random.Generator | None = None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _augment(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Apply one augmentation draw to every image, map and the landmarks of ``raw``."""
+        if self.rng is None:
+            self.rng = numpy_generator(self.seed, "main")
+        state = copy.deepcopy(self.rng.bit_generator.state)
+        points, vis = raw.get("landmarks"), raw.get("landmark_visible")
+        blank = np.zeros((self.data.size, self.data.size, 3), np.uint8)
+        groups = (("I_in", "parsing_in", self.augment), ("I_gt", "parsing_gt", self.augment), (None, "occluders", self.occluder_augment),
+                  (None, "occluder_mask", self.occluder_augment), (None, "face_mask", self.occluder_augment))  # fmt: skip
+        moved = None
+        for image_key, label_key, augment in groups:
+            if image_key not in raw and label_key not in raw:
+                continue
+            self.rng.bit_generator.state = copy.deepcopy(state)  # the same draw for every group
+            image = raw[image_key] if image_key in raw else blank
+            labels = raw[label_key].astype(np.int64) if label_key in raw else None
+            image, labels, *moved = augment(image, labels, points, vis, self.rng)  # type: ignore[misc]
+            if image_key in raw:
+                raw[image_key] = image
+            if label_key in raw:  # masks: outside the source image is "not occluder" / "not face"
+                raw[label_key] = labels if label_key.startswith(("parsing", "occluders")) else (labels == 1)
+        if moved is None and points is not None:  # landmarks without any image field
+            self.rng.bit_generator.state = copy.deepcopy(state)
+            moved = list(self.augment(blank, None, points, vis, self.rng)[2:])  # type: ignore[misc]
+        if points is not None and moved is not None:
+            raw["landmarks"] = moved[0]
+            if vis is not None:
+                raw["landmark_visible"] = moved[1]
+        return raw
+
+    def __getitem__(self, item: int) -> dict[str, Any]:
+        raw = self.data[self.indices[item]]
+        if self.augment is not None:
+            raw = self._augment(raw)
+        return self._to_tensors(raw)
+
+    def _to_tensors(self, raw: dict[str, np.ndarray]) -> dict[str, Any]:
+        size = self.data.size
+        out: dict[str, Any] = {}
+        for key, value in raw.items():
+            array = np.array(value)  # a writable copy (decoded PNGs are read-only); keeps 0-d scalars 0-d
+            if key in _IMAGES:
+                out[key] = torch.from_numpy(array).permute(2, 0, 1).float() / 255.0
+            elif key in _MAPS_HWC:
+                out[key] = torch.from_numpy(array.astype(np.float32)).permute(2, 0, 1)
+            elif key in _SCALAR_MAPS or key in ("occluder_mask", "face_mask"):
+                out[key] = torch.from_numpy(array.astype(np.float32))[None]
+            elif key == "bump":
+                out[key] = torch.from_numpy(array.astype(np.float32))[None] / 255.0
+            elif key in ("parsing_in", "parsing_gt", "occluders", "glasses"):
+                out[key] = torch.from_numpy(np.asarray(array, dtype=np.int64))
+            elif key == "edge_lines" and self.augment is None:
+                out[key] = torch.from_numpy(array.astype(np.float32)) / 255.0
+            else:
+                out[key] = torch.from_numpy(array) if array.dtype != np.float16 else torch.from_numpy(array.astype(np.float32))
+        if "landmarks" in out:
+            pts = out["landmarks"].float()
+            inside = (pts[:, 0] >= 0) & (pts[:, 0] < size) & (pts[:, 1] >= 0) & (pts[:, 1] < size)
+            if "landmark_visible" in out:
+                out["landmark_visible"] = out["landmark_visible"].bool() & inside
+            if "edge_lines" in self.fields and self.augment is not None:
+                out["edge_lines"] = edge_lines_for(pts, size, self.heatmap_size, self.sigma)
+        out = {k: v for k, v in out.items() if k in self.fields}
+        for alias, source in (("image", "I_in"), ("label_map", "parsing_in"), ("visibility", "landmark_visible")):
+            if source in out:
+                out[alias] = out[source]
+        return out
+
+
+class SyntheticDataModule(L.LightningDataModule):
+    """The synthetic occluded-face data set (generated on first use).
+
+    Args:
+        root: data set folder (default :func:`default_root`).
+        fields: fields to serve (default :data:`DEFAULT_FIELDS`; any of ``occrecon.synth.reader.ALL_FIELDS``).
+        batch_size, num_workers, pin_memory, seed: loader settings (``seed`` drives shuffling and
+            the per-worker augmentation generators).
+        augment: augment the train split (see the module docstring); ``flip_prob``, ``rotate_deg``,
+            ``scale_jitter``, ``translate``, ``colour_jitter``: its strengths.
+        val_fraction, test_fraction: share of identities in val / test.
+        heatmap_size, sigma: edge-line heatmaps redrawn after augmentation.
+        generate: generate the data set when ``root`` has none (else raise).
+        synth_n, synth_size, synth_seed, synth_workers, synth_options: generator settings
+            (``synth_options``: further ``occrecon.synth.config.SynthConfig`` keys).
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        fields: Sequence[str] | None = None,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        augment: bool = True,
+        flip_prob: float = 0.5,
+        rotate_deg: float = 10.0,
+        scale_jitter: float = 0.05,
+        translate: float = 0.03,
+        colour_jitter: float = 0.1,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        heatmap_size: int = 64,
+        sigma: float = 1.0,
+        generate: bool = True,
+        synth_n: int = 256,
+        synth_size: int = 128,
+        synth_seed: int = 0,
+        synth_workers: int | None = None,
+        synth_options: dict[str, Any] | None = None,
+        seed: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.root = Path(root) if root else default_root()
+        self.fields = tuple(DEFAULT_FIELDS if fields is None else fields)
+        unknown = [f for f in self.fields if f not in ALL_FIELDS]
+        if unknown:
+            raise ConfigError(f"unknown synthetic fields {unknown}; choose from {list(ALL_FIELDS)}")
+        blocked = [f for f in self.fields if f in NOT_AUGMENTABLE]
+        if augment and blocked:
+            raise ConfigError(f"fields {blocked} are 3D targets that image-space augmentation would corrupt; set augment=false")
+        self.batch_size, self.num_workers, self.pin_memory, self.seed = batch_size, num_workers, pin_memory, seed
+        self.augment_options = {"flip_prob": flip_prob, "rotate_deg": rotate_deg, "scale_jitter": scale_jitter, "translate": translate, "colour_jitter": colour_jitter}
+        self.augment_train, self.val_fraction, self.test_fraction = augment, val_fraction, test_fraction
+        self.heatmap_size, self.sigma, self.generate = heatmap_size, sigma, generate
+        self.synth = {"n": synth_n, "size": synth_size, "seed": synth_seed, **(synth_options or {})}
+        self.synth_workers = synth_workers
+        self.datasets: dict[str, SyntheticFaces] = {}
+
+    def prepare_data(self) -> None:
+        """Generate the data set (or finish an interrupted generation) when ``root`` has no complete one."""
+        from occrecon.synth.config import SynthConfig
+        from occrecon.synth.dataset_writer import MANIFEST, generate_dataset
+
+        manifest = self.root / MANIFEST
+        if manifest.is_file() and '"complete": true' in manifest.read_text(encoding="utf-8"):
+            return
+        if not self.generate:
+            return  # setup() raises the reader's error naming what is missing
+        config = SynthConfig.from_dict(self.synth)
+        print(f"synthetic data set not found in {self.root}: generating {config.n} samples at {config.size} px (seed {config.seed}) ...")
+        generate_dataset(config, self.root, workers=self.synth_workers)
+
+    def split_indices(self, split: str) -> list[int]:
+        """Sample indices of ``split`` (all pictures of the identities assigned to it)."""
+        identities = SyntheticDataset(self.root, fields=()).identities
+        return [i for i, ident in enumerate(identities.tolist()) if identity_split(ident, self.val_fraction, self.test_fraction) == split]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.generate and not (self.root / "manifest.json").is_file():  # used without a Trainer
+            self.prepare_data()
+        for split in SPLITS:
+            if split in self.datasets:
+                continue
+            augment = FaceAugment(label_flip=CELEBAMASK_FLIP, **self.augment_options) if (split == "train" and self.augment_train) else None
+            self.datasets[split] = SyntheticFaces(self.root, self.split_indices(split), self.fields, augment, self.heatmap_size, self.sigma, self.seed)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if split not in self.datasets:
+            self.setup()
+        return DataLoader(
+            self.datasets[split], batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+            worker_init_fn=seed_worker, pin_memory=self.pin_memory, generator=torch.Generator().manual_seed(self.seed),
+        )  # fmt: skip
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
