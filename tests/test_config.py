@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from torch import nn
 
 from occrecon.config.load import diff_configs, load_config, save_config, to_plain
 from occrecon.errors import ConfigError
 from occrecon.registry import StageSpec, get_stage
-from occrecon.training import build_optimization
+from occrecon.runs import RunPaths
+from occrecon.training import build_logger, build_optimization
 from tests.toy_stage import TOY
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def write(path: Path, text: str) -> Path:
@@ -137,3 +142,39 @@ def test_build_optimization_warmup_then_cosine() -> None:
 def test_unknown_optimizer_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="model.optimizer.name"):
         build_optimization(nn.Linear(1, 1), {"name": "lion", "lr": 1.0, "weight_decay": 0.0}, {"name": "none"})  # type: ignore[arg-type]
+
+
+def test_wandb_logger_is_offline_without_key_and_uses_the_run_id(
+    base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wandb
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc login either
+
+    cfg = load_config([base, REPO / "experiments" / "logger" / "wandb.yaml"], [f"run.root={tmp_path}"])
+    paths = RunPaths("run-42", tmp_path / "run-42")
+    logger = build_logger(cfg, paths)
+    assert isinstance(logger, WandbLogger)
+    assert logger._offline is True  # conftest removes WANDB_API_KEY
+    assert logger._wandb_init["id"] == "run-42" and logger._wandb_init["resume"] == "allow"
+    assert wandb.run is None  # nothing was initialised by hand
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert build_logger(cfg, paths)._offline is False
+
+
+def test_tensorboard_logger_or_a_clear_error(base: Path, tmp_path: Path) -> None:
+    cfg = load_config([base], ["logger.kind=tensorboard"])
+    paths = RunPaths("tb", tmp_path / "tb")
+    installed = importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX")
+    if installed:
+        assert type(build_logger(cfg, paths)).__name__ == "TensorBoardLogger"
+    else:
+        with pytest.raises(ConfigError, match="pip install tensorboard"):
+            build_logger(cfg, paths)
+
+
+def test_csv_is_the_default_logger_and_none_disables(base: Path, tmp_path: Path) -> None:
+    paths = RunPaths("c", tmp_path / "c")
+    logger = build_logger(load_config([base]), paths, "test")
+    assert isinstance(logger, CSVLogger) and Path(logger.log_dir) == tmp_path / "c" / "logs" / "test"
+    assert build_logger(load_config([base], ["logger.kind=none"]), paths) is False

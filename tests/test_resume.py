@@ -7,11 +7,13 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from occrecon.config.load import load_config
 from occrecon.errors import ConfigError
-from occrecon.runs import RunExistsError
+from occrecon.runs import RunExistsError, resolve_run_id
 from occrecon.training import run_command
+from tests import toy_stage
 from tests.toy_stage import TOY
 
 # 32 samples / batch 4 = 8 steps per epoch; dropout 0.5 and a shuffled loader make every step
@@ -115,3 +117,43 @@ def test_resume_refuses_shape_change_and_names_it(run_root: Path) -> None:
         fit(run_root, "shape", "trainer.max_epochs=2", "model.width=16", "run.resume=true")
     with pytest.raises(ConfigError, match=r"data\.image_size"):
         fit(run_root, "shape", "trainer.max_epochs=2", "data.image_size=16", "run.resume=true")
+
+
+def test_plain_dataloader_would_not_resume_mid_epoch_exactly(
+    uninterrupted: dict[str, torch.Tensor], run_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Control: without ResumableDataLoader the crashed run replays the epoch's first batches."""
+    monkeypatch.setattr(toy_stage, "ResumableDataLoader", DataLoader)
+    with pytest.raises(Killed):
+        fit(run_root, "plain", "trainer.max_epochs=2", callbacks=(KillAtStep(11),))
+    resumed = fit(run_root, "plain", "trainer.max_epochs=2", "run.resume=true")
+    assert any(not torch.equal(weights(resumed)[k], uninterrupted[k]) for k in uninterrupted)
+
+
+ENV_CASES = [
+    ({"WANDB_RUN_ID": "w1", "SLURM_JOB_ID": "9", "OCCRECON_RUN_ID": "o"}, "w1"),
+    ({"SLURM_JOB_ID": "9", "SLURM_ARRAY_JOB_ID": "8", "SLURM_ARRAY_TASK_ID": "3"}, "8_3"),
+    ({"SLURM_JOB_ID": "9", "OCCRECON_RUN_ID": "o"}, "9"),
+    ({"TORCHELASTIC_RUN_ID": "te", "OCCRECON_RUN_ID": "o"}, "te"),
+    ({"TORCHELASTIC_RUN_ID": "none", "OCCRECON_RUN_ID": "o"}, "o"),
+]
+
+
+@pytest.mark.parametrize(("environ", "expected"), ENV_CASES)
+def test_run_id_order(environ: dict[str, str], expected: str) -> None:
+    assert resolve_run_id(None, environ) == expected
+    assert resolve_run_id("explicit", environ) == "explicit"
+
+
+def test_new_run_ids_are_fresh_and_leave_the_seeded_rng_alone() -> None:
+    torch.manual_seed(0)
+    expected = torch.rand(1)
+    torch.manual_seed(0)
+    first, second = resolve_run_id(None, {}), resolve_run_id(None, {})
+    assert first != second and "/" not in first
+    assert torch.equal(torch.rand(1), expected)
+
+
+def test_bad_run_id_is_refused() -> None:
+    with pytest.raises(ConfigError, match="run.id"):
+        resolve_run_id("a/b", {})
