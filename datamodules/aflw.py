@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from datamodules.common import FaceDataModule, RawSample, Record, format_error, require_file, square_box
+from datamodules.common import FaceDataModule, RawSample, Record, base_options, format_error, require_file, square_box
 from datamodules.w300 import PTS_OFFSET
 from occrecon.landmarks import NUM_LANDMARKS_AFLW19
 from occrecon.utils.io import read_image
@@ -56,9 +56,13 @@ HOW_TO_GET = (
 
 def _field(mat: dict, path: Path, key: str, shape: tuple[int | None, ...]) -> np.ndarray:
     if key not in mat:
-        raise format_error("format", path, f"a field {key!r}", got=f"fields {sorted(k for k in mat if not k.startswith('__'))}")
+        raise format_error(
+            "format", path, f"a field {key!r}", got=f"fields {sorted(k for k in mat if not k.startswith('__'))}"
+        )
     value = np.asarray(mat[key])
-    if value.ndim != len(shape) or any(want is not None and want != got for want, got in zip(shape, value.shape)):
+    if value.ndim != len(shape) or any(
+        want is not None and want != got for want, got in zip(shape, value.shape, strict=True)
+    ):
         pretty = "x".join("N" if s is None else str(s) for s in shape)
         raise format_error("format", path, f"{key!r} of shape {pretty}", got="x".join(map(str, value.shape)))
     return value
@@ -113,7 +117,9 @@ def image_folder(root: Path) -> Path:
     for candidate in (root / "flickr", root / "data" / "flickr", root / "aflw" / "data" / "flickr"):
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(f"{root / 'flickr'}: AFLW image folder is missing (also looked in data/flickr, aflw/data/flickr)")
+    raise FileNotFoundError(
+        f"{root / 'flickr'}: AFLW image folder is missing (also looked in data/flickr, aflw/data/flickr)"
+    )
 
 
 class AFLWDataModule(FaceDataModule):
@@ -129,9 +135,30 @@ class AFLWDataModule(FaceDataModule):
     default_folder = "AFLW"
     how_to_get = HOW_TO_GET
 
-    def __init__(self, *args: object, margin: float = 0.1, train_count: int = TRAIN_COUNT, **kwargs: object) -> None:
-        kwargs.setdefault("val_split", "test")
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        root: str | None = None,
+        image_size: int = 224,
+        batch_size: int = 8,
+        num_workers: int = 2,
+        train_split: str = "train",
+        val_split: str = "test",
+        test_split: str = "test",
+        augment: bool = True,
+        flip_prob: float = 0.5,
+        rotate_deg: float = 15.0,
+        scale_jitter: float = 0.1,
+        translate: float = 0.05,
+        colour_jitter: float = 0.2,
+        heatmap_size: int = 64,
+        sigma: float = 1.0,
+        skip_bad: bool = False,
+        seed: int = 0,
+        pin_memory: bool = False,
+        margin: float = 0.1,
+        train_count: int = TRAIN_COUNT,
+    ) -> None:
+        super().__init__(**base_options(locals()))
         self.margin, self.train_count = margin, train_count
 
     def index(self, split: str, on_error: Callable[[BaseException], None] | None = None) -> list[Record]:

@@ -34,7 +34,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from datamodules.common import FaceDataModule, RawSample, Record, format_error, full_image_box, require_file
+from datamodules.common import (
+    FaceDataModule,
+    RawSample,
+    Record,
+    base_options,
+    format_error,
+    full_image_box,
+    require_file,
+)
 from occrecon.labels import CELEBAMASK, CELEBAMASK_CLASSES, CELEBAMASK_FLIP
 from occrecon.utils.io import read_image, read_label_map
 
@@ -82,7 +90,9 @@ def read_mapping(path: Path) -> dict[int, tuple[int, str]]:
     """``idx -> (orig_idx, orig_file)`` from ``CelebA-HQ-to-CelebA-mapping.txt``."""
     lines = require_file(path, "CelebA-HQ-to-CelebA mapping").read_text().splitlines()
     if not lines or lines[0].split() != ["idx", "orig_idx", "orig_file"]:
-        raise format_error("format", path, 'the header "idx orig_idx orig_file"', line=1, got=repr(lines[0] if lines else ""))
+        raise format_error(
+            "format", path, 'the header "idx orig_idx orig_file"', line=1, got=repr(lines[0] if lines else "")
+        )
     table = {}
     for number, line in enumerate(lines[1:], start=2):
         parts = line.split()
@@ -122,8 +132,10 @@ def read_attributes(path: Path) -> dict[int, dict[str, bool]]:
             continue
         values = parts[1:]
         if len(values) != NUM_ATTRIBUTES or not parts[0].endswith(".jpg") or any(v not in ("1", "-1") for v in values):
-            raise format_error("format", path, f'"<id>.jpg" and {NUM_ATTRIBUTES} values +-1', line=number, got=repr(line))
-        table[int(parts[0][:-4])] = {name: value == "1" for name, value in zip(names, values)}
+            raise format_error(
+                "format", path, f'"<id>.jpg" and {NUM_ATTRIBUTES} values +-1', line=number, got=repr(line)
+            )
+        table[int(parts[0][:-4])] = {name: value == "1" for name, value in zip(names, values, strict=True)}
     if len(table) != int(lines[0]):
         raise format_error("format", path, f"{lines[0].strip()} rows as line 1 says", got=str(len(table)))
     return table
@@ -142,7 +154,12 @@ def merge_parts(root: Path, index: int) -> np.ndarray:
         if label_map is None:
             label_map = np.zeros(mask.shape, dtype=np.int64)
         if mask.shape != label_map.shape:
-            raise format_error("labels", path, f"a {label_map.shape[1]}x{label_map.shape[0]} mask like the other parts", got=f"{mask.shape[1]}x{mask.shape[0]}")
+            raise format_error(
+                "labels",
+                path,
+                f"a {label_map.shape[1]}x{label_map.shape[0]} mask like the other parts",
+                got=f"{mask.shape[1]}x{mask.shape[0]}",
+            )
         label_map[mask > 0] = label
     return label_map  # type: ignore[return-value]
 
@@ -185,9 +202,36 @@ class CelebAMaskHQDataModule(FaceDataModule):
     label_flip = CELEBAMASK_FLIP
     num_classes = len(CELEBAMASK_CLASSES)
 
-    def __init__(self, *args: object, label_source: str = "parts", merged_order: str = "A", glasses: str = "all", **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        if label_source not in ("parts", "merged") or merged_order not in REMAP or glasses not in ("all", "with", "without"):
+    def __init__(
+        self,
+        root: str | None = None,
+        image_size: int = 224,
+        batch_size: int = 8,
+        num_workers: int = 2,
+        train_split: str = "train",
+        val_split: str = "val",
+        test_split: str = "test",
+        augment: bool = True,
+        flip_prob: float = 0.5,
+        rotate_deg: float = 15.0,
+        scale_jitter: float = 0.1,
+        translate: float = 0.05,
+        colour_jitter: float = 0.2,
+        heatmap_size: int = 64,
+        sigma: float = 1.0,
+        skip_bad: bool = False,
+        seed: int = 0,
+        pin_memory: bool = False,
+        label_source: str = "parts",
+        merged_order: str = "A",
+        glasses: str = "all",
+    ) -> None:
+        super().__init__(**base_options(locals()))
+        if (
+            label_source not in ("parts", "merged")
+            or merged_order not in REMAP
+            or glasses not in ("all", "with", "without")
+        ):
             raise ValueError(f"label_source/merged_order/glasses: got {label_source!r}/{merged_order!r}/{glasses!r}")
         self.label_source, self.merged_order, self.glasses = label_source, merged_order, glasses
 
@@ -212,7 +256,9 @@ class CelebAMaskHQDataModule(FaceDataModule):
             raise ValueError(f"CelebAMask-HQ split must be train, val, test or all, got {split!r}")
         attributes = read_attributes(root / ATTRIBUTE_FILE) if (root / ATTRIBUTE_FILE).is_file() else None
         if self.glasses != "all" and attributes is None:
-            raise format_error("format", root / ATTRIBUTE_FILE, f"the attribute file (needed for glasses={self.glasses!r})")
+            raise format_error(
+                "format", root / ATTRIBUTE_FILE, f"the attribute file (needed for glasses={self.glasses!r})"
+            )
         records = []
         for index in ids:
             extras = {}

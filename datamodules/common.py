@@ -50,7 +50,9 @@ Box = tuple[float, float, float, float]
 # --------------------------------------------------------------------------- errors and roots
 
 
-def format_error(kind: str, path: str | Path, expected: str, line: int | None = None, got: str | None = None) -> DataFormatError:
+def format_error(
+    kind: str, path: str | Path, expected: str, line: int | None = None, got: str | None = None
+) -> DataFormatError:
     """A :class:`DataFormatError` tagged with ``kind`` (``corrupt``, ``labels``, ``points``, ``format``)
     so ``occrecon data check`` can count problems per category."""
     err = DataFormatError(path, expected, line=line, got=got)
@@ -72,7 +74,9 @@ def require_file(path: Path, what: str) -> Path:
     return path
 
 
-def resolve_root(root: str | os.PathLike[str] | None, env_var: str, default_folder: str, what: str, how_to_get: str) -> Path:
+def resolve_root(
+    root: str | os.PathLike[str] | None, env_var: str, default_folder: str, what: str, how_to_get: str
+) -> Path:
     """Find a data set's root folder: ``root``, else ``$<env_var>``, else ``$OCCRECON_DATA/<default_folder>``.
 
     Raises :class:`MissingAssetError` naming the place looked at and where users obtain the data set.
@@ -143,7 +147,9 @@ def crop_to_box(
         fx, fy = small.shape[1] / image.shape[1], small.shape[0] / image.shape[0]
         image = small
     matrix = _box_matrix(scale, x0, y0, fx, fy)
-    out = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    out = cv2.warpAffine(
+        image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)
+    )
     labels_out = None
     if label_map is not None:
         labels_out = cv2.warpAffine(
@@ -312,10 +318,34 @@ def collate_skip_none(batch: list[Any]) -> Any:
 # --------------------------------------------------------------------------- data module
 
 
+BASE_OPTIONS: tuple[str, ...] = (
+    "root", "image_size", "batch_size", "num_workers", "train_split", "val_split", "test_split", "augment",
+    "flip_prob", "rotate_deg", "scale_jitter", "translate", "colour_jitter", "heatmap_size", "sigma",
+    "skip_bad", "seed", "pin_memory",
+)  # fmt: skip
+"""The constructor options every data module shares (subclasses repeat them in their signatures)."""
+
+
+def base_options(values: dict[str, Any]) -> dict[str, Any]:
+    """The :data:`BASE_OPTIONS` entries of a subclass constructor's ``locals()``."""
+    return {key: values[key] for key in BASE_OPTIONS}
+
+
 class FaceDataModule(L.LightningDataModule):
     """Base of the real data-set modules: builds datasets per split and the seeded loaders.
 
     Subclasses set the class attributes and implement :meth:`index` and :meth:`load`.
+
+    Args:
+        root: data set folder; None -> ``$<env_var>``, else ``$OCCRECON_DATA/<default_folder>``.
+        image_size: side ``S`` of the square samples.
+        batch_size, num_workers, pin_memory: DataLoader options.
+        train_split, val_split, test_split: split names used by fit / validate / test.
+        augment: augment the training split (:class:`datamodules.transforms.FaceAugment`).
+        flip_prob, rotate_deg, scale_jitter, translate, colour_jitter: augmentation ranges.
+        heatmap_size, sigma: edge-line heatmap side and Gaussian width (heatmap pixels).
+        skip_bad: skip and count bad samples instead of raising (see the module docstring).
+        seed: seed of the loaders' shuffling and of the per-worker augmentation streams.
     """
 
     name: ClassVar[str] = ""
@@ -327,9 +357,9 @@ class FaceDataModule(L.LightningDataModule):
     def __init__(
         self,
         root: str | None = None,
-        image_size: int = 256,
+        image_size: int = 224,
         batch_size: int = 8,
-        num_workers: int = 0,
+        num_workers: int = 2,
         train_split: str = "train",
         val_split: str = "val",
         test_split: str = "test",
@@ -378,7 +408,9 @@ class FaceDataModule(L.LightningDataModule):
         skips = SkipLog(split)
         records = self.index(split, on_error=skips.add if self.skip_bad else None)
         skips.summary(len(records))
-        augment = FaceAugment(label_flip=self.label_flip, **self.aug_options) if (train and self.augment_train) else None
+        augment = (
+            FaceAugment(label_flip=self.label_flip, **self.aug_options) if (train and self.augment_train) else None
+        )
         return FaceDataset(
             records, self.load, self.image_size, augment, self.heatmap_size, self.sigma, self.skip_bad, self.seed, split
         )

@@ -62,7 +62,12 @@ def load_helen(record: Record) -> RawSample:
     for path in record.fields["labels"]:
         soft = read_label_map(require_file(path, "Helen label map"))
         if soft.shape != image.shape[:2]:
-            raise format_error("labels", path, f"a {image.shape[1]}x{image.shape[0]} map like its image", got=f"{soft.shape[1]}x{soft.shape[0]}")
+            raise format_error(
+                "labels",
+                path,
+                f"a {image.shape[1]}x{image.shape[0]} map like its image",
+                got=f"{soft.shape[1]}x{soft.shape[0]}",
+            )
         maps.append(soft)
     label_map = np.stack(maps).argmax(axis=0).astype(np.int64)
     return RawSample(image=image, box=full_image_box(*image.shape[:2]), label_map=label_map)

@@ -33,7 +33,17 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from datamodules.common import FaceDataModule, FaceDataset, RawSample, Record, format_error, full_image_box, require_file, square_box
+from datamodules.common import (
+    FaceDataModule,
+    FaceDataset,
+    RawSample,
+    Record,
+    base_options,
+    format_error,
+    full_image_box,
+    require_file,
+    square_box,
+)
 from occrecon.utils.io import read_image
 
 UNKNOWN, NO_EYEWEAR, EYEGLASSES, SUNGLASSES = -1, 0, 1, 2
@@ -67,22 +77,46 @@ def read_pairs(path: Path, on_error: Callable[[BaseException], None] | None = No
     lines = require_file(path, "LFW pairs file").read_text().splitlines()
     header = lines[0].split() if lines else []
     if len(header) != 2 or not all(h.isdigit() for h in header):
-        raise format_error("format", path, 'the header "<folds>\\t<pairs per class>" (e.g. "10\\t300")', line=1, got=repr(lines[0] if lines else ""))
+        raise format_error(
+            "format",
+            path,
+            'the header "<folds>\\t<pairs per class>" (e.g. "10\\t300")',
+            line=1,
+            got=repr(lines[0] if lines else ""),
+        )
     folds, per_class = int(header[0]), int(header[1])
     body = lines[1:]
     if len(body) != folds * 2 * per_class:
-        raise format_error("format", path, f"{folds * 2 * per_class} pair lines ({folds} folds x 2 x {per_class})", got=str(len(body)))
+        raise format_error(
+            "format", path, f"{folds * 2 * per_class} pair lines ({folds} folds x 2 x {per_class})", got=str(len(body))
+        )
     pairs = []
     for offset, raw in enumerate(body):
         number, fold, same = offset + 2, offset // (2 * per_class), (offset % (2 * per_class)) < per_class
         fields = raw.split("\t") if "\t" in raw else raw.split()
         try:
             if same and len(fields) == 3:
-                pairs.append(Pair((fields[0], _number(fields[1], path, number, raw)), (fields[0], _number(fields[2], path, number, raw)), True, fold))
+                pairs.append(
+                    Pair(
+                        (fields[0], _number(fields[1], path, number, raw)),
+                        (fields[0], _number(fields[2], path, number, raw)),
+                        True,
+                        fold,
+                    )
+                )
             elif not same and len(fields) == 4:
-                pairs.append(Pair((fields[0], _number(fields[1], path, number, raw)), (fields[2], _number(fields[3], path, number, raw)), False, fold))
+                pairs.append(
+                    Pair(
+                        (fields[0], _number(fields[1], path, number, raw)),
+                        (fields[2], _number(fields[3], path, number, raw)),
+                        False,
+                        fold,
+                    )
+                )
             else:
-                want = '3 fields "Name n1 n2" (same person)' if same else '4 fields "Name1 n1 Name2 n2" (different people)'
+                want = (
+                    '3 fields "Name n1 n2" (same person)' if same else '4 fields "Name1 n1 Name2 n2" (different people)'
+                )
                 raise format_error("format", path, want, line=number, got=f"{len(fields)} fields: {raw!r}")
         except ValueError as err:
             if on_error is None:
@@ -95,8 +129,19 @@ def read_eyewear(path: Path) -> dict[tuple[str, int], int]:
     """``(folder name, image number) -> eyewear class`` from ``lfw_attributes.txt`` (argmax of 3 scores)."""
     lines = require_file(path, "LFW attributes file").read_text().splitlines()
     header = lines[1].split("\t") if len(lines) > 1 else []
-    if len(header) < 3 or header[0].strip() != "#" or header[1:3] != ["person", "imagenum"] or not set(EYEWEAR_COLUMNS) <= set(header):
-        raise format_error("format", path, '"#\\tperson\\timagenum\\t<attributes>" with No Eyewear/Eyeglasses/Sunglasses', line=2, got=repr(lines[1][:80] if len(lines) > 1 else ""))
+    if (
+        len(header) < 3
+        or header[0].strip() != "#"
+        or header[1:3] != ["person", "imagenum"]
+        or not set(EYEWEAR_COLUMNS) <= set(header)
+    ):
+        raise format_error(
+            "format",
+            path,
+            '"#\\tperson\\timagenum\\t<attributes>" with No Eyewear/Eyeglasses/Sunglasses',
+            line=2,
+            got=repr(lines[1][:80] if len(lines) > 1 else ""),
+        )
     columns = [header.index(name) - 1 for name in EYEWEAR_COLUMNS]  # rows have no leading '#'
     table = {}
     for number, raw in enumerate(lines[2:], start=3):
@@ -104,12 +149,16 @@ def read_eyewear(path: Path) -> dict[tuple[str, int], int]:
             continue
         fields = raw.split("\t")
         if len(fields) != len(header) - 1:
-            raise format_error("format", path, f"{len(header) - 1} tab-separated fields", line=number, got=str(len(fields)))
+            raise format_error(
+                "format", path, f"{len(header) - 1} tab-separated fields", line=number, got=str(len(fields))
+            )
         try:
             scores = [float(fields[c]) for c in columns]
             key = (fields[0].replace(" ", "_"), int(fields[1]))
         except ValueError:
-            raise format_error("format", path, "numeric image number and scores", line=number, got=repr(raw[:80])) from None
+            raise format_error(
+                "format", path, "numeric image number and scores", line=number, got=repr(raw[:80])
+            ) from None
         table[key] = int(np.argmax(scores))
     return table
 
@@ -162,14 +211,31 @@ class LFWDataModule(FaceDataModule):
     how_to_get = HOW_TO_GET
 
     def __init__(
-        self, *args: object, image_dir: str = "lfw", folds: list[int] | None = None, glasses: str = "all",
-        crop_size: int | None = None, **kwargs: object,
-    ) -> None:  # fmt: skip
-        kwargs.setdefault("train_split", "images")
-        kwargs.setdefault("val_split", "pairs")
-        kwargs.setdefault("test_split", "pairs")
-        kwargs.setdefault("augment", False)
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self,
+        root: str | None = None,
+        image_size: int = 224,
+        batch_size: int = 8,
+        num_workers: int = 2,
+        train_split: str = "images",
+        val_split: str = "pairs",
+        test_split: str = "pairs",
+        augment: bool = False,
+        flip_prob: float = 0.5,
+        rotate_deg: float = 15.0,
+        scale_jitter: float = 0.1,
+        translate: float = 0.05,
+        colour_jitter: float = 0.2,
+        heatmap_size: int = 64,
+        sigma: float = 1.0,
+        skip_bad: bool = False,
+        seed: int = 0,
+        pin_memory: bool = False,
+        image_dir: str = "lfw",
+        folds: list[int] | None = None,
+        glasses: str = "all",
+        crop_size: int | None = None,
+    ) -> None:
+        super().__init__(**base_options(locals()))
         if glasses not in ("all", "with", "without"):
             raise ValueError(f"glasses must be all, with or without, got {glasses!r}")
         self.image_dir, self.folds, self.glasses, self.crop_size = image_dir, folds, glasses, crop_size
@@ -178,7 +244,9 @@ class LFWDataModule(FaceDataModule):
         """``<root>/<image_dir>/<Name>/<Name>_<NNNN>.jpg``."""
         return root / self.image_dir / key[0] / f"{key[0]}_{key[1]:04d}.jpg"
 
-    def read_index(self, on_error: Callable[[BaseException], None] | None = None) -> tuple[list[Record], list[Pair], list[int]]:
+    def read_index(
+        self, on_error: Callable[[BaseException], None] | None = None
+    ) -> tuple[list[Record], list[Pair], list[int]]:
         """Image records (referenced by ``pairs.txt``), parsed pairs, per-image eyewear."""
         root = self.root
         pairs = read_pairs(root / PAIRS_FILE, on_error)
@@ -223,7 +291,9 @@ class LFWDataModule(FaceDataModule):
         records, pairs, eyewear = self.read_index(skips.add if self.skip_bad else None)
         skips.summary(len(records))
         augment = FaceAugment(**self.aug_options) if (train and self.augment_train) else None
-        images = FaceDataset(records, self.load, self.image_size, augment, self.heatmap_size, self.sigma, self.skip_bad, self.seed, split)
+        images = FaceDataset(
+            records, self.load, self.image_size, augment, self.heatmap_size, self.sigma, self.skip_bad, self.seed, split
+        )
         if split == "images":
             return images
         position = {record.fields["key"]: i for i, record in enumerate(records)}

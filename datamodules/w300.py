@@ -34,7 +34,15 @@ from pathlib import Path
 
 import numpy as np
 
-from datamodules.common import FaceDataModule, RawSample, Record, box_from_landmarks, format_error, require_file
+from datamodules.common import (
+    FaceDataModule,
+    RawSample,
+    Record,
+    base_options,
+    box_from_landmarks,
+    format_error,
+    require_file,
+)
 from occrecon.landmarks import NUM_LANDMARKS_68
 from occrecon.utils.io import read_image
 
@@ -68,7 +76,9 @@ def read_pts(path: Path, num_points: int = NUM_LANDMARKS_68) -> np.ndarray:
             raise format_error("points", path, repr(want), line=number, got=repr(got))
     header = lines[1].split() if len(lines) > 1 else []
     if len(header) != 2 or header[0] != "n_points:" or not header[1].isdigit():
-        raise format_error("points", path, f'"n_points:  {num_points}"', line=2, got=repr(lines[1] if len(lines) > 1 else ""))
+        raise format_error(
+            "points", path, f'"n_points:  {num_points}"', line=2, got=repr(lines[1] if len(lines) > 1 else "")
+        )
     if int(header[1]) != num_points:
         raise format_error("points", path, f"{num_points} points", line=2, got=header[1])
     points = []
@@ -77,7 +87,9 @@ def read_pts(path: Path, num_points: int = NUM_LANDMARKS_68) -> np.ndarray:
         try:
             x, y = (float(v) for v in line.split())
         except ValueError:
-            raise format_error("points", path, f"point {number - 3} of {num_points} as '<x> <y>'", line=number, got=repr(line)) from None
+            raise format_error(
+                "points", path, f"point {number - 3} of {num_points} as '<x> <y>'", line=number, got=repr(line)
+            ) from None
         points.append((x, y))
     closing = 4 + num_points
     got = lines[closing - 1].strip() if len(lines) >= closing else "<end of file>"
@@ -121,10 +133,29 @@ class W300DataModule(FaceDataModule):
     default_folder = "300W"
     how_to_get = HOW_TO_GET
 
-    def __init__(self, *args: object, margin: float = 0.25, **kwargs: object) -> None:
-        kwargs.setdefault("val_split", "common")
-        kwargs.setdefault("test_split", "full")
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        root: str | None = None,
+        image_size: int = 224,
+        batch_size: int = 8,
+        num_workers: int = 2,
+        train_split: str = "train",
+        val_split: str = "common",
+        test_split: str = "full",
+        augment: bool = True,
+        flip_prob: float = 0.5,
+        rotate_deg: float = 15.0,
+        scale_jitter: float = 0.1,
+        translate: float = 0.05,
+        colour_jitter: float = 0.2,
+        heatmap_size: int = 64,
+        sigma: float = 1.0,
+        skip_bad: bool = False,
+        seed: int = 0,
+        pin_memory: bool = False,
+        margin: float = 0.25,
+    ) -> None:
+        super().__init__(**base_options(locals()))
         self.margin = margin
 
     def index(self, split: str, on_error: Callable[[BaseException], None] | None = None) -> list[Record]:

@@ -22,7 +22,12 @@ CATEGORIES: tuple[str, ...] = ("missing", "corrupt", "labels", "points", "format
 DATASETS: dict[str, tuple[str, str, tuple[str, ...], dict[str, Any]]] = {
     "helen": ("datamodules.helen", "HelenDataModule", ("train", "val", "test"), {}),
     "celebamask_hq": ("datamodules.celebamask_hq", "CelebAMaskHQDataModule", ("train", "val", "test"), {}),
-    "w300": ("datamodules.w300", "W300DataModule", ("train", "common", "challenging", "private_indoor", "private_outdoor"), {}),
+    "w300": (
+        "datamodules.w300",
+        "W300DataModule",
+        ("train", "common", "challenging", "private_indoor", "private_outdoor"),
+        {},
+    ),
     "aflw": ("datamodules.aflw", "AFLWDataModule", ("train", "test", "frontal"), {}),
     "lfw": ("datamodules.lfw", "LFWDataModule", ("pairs",), {}),
 }
@@ -110,9 +115,11 @@ def format_table(reports: list[SplitReport]) -> str:
     header = ["split", "samples", "ok", *CATEGORIES]
     rows = [header]
     for r in reports:
-        rows.append([r.split, "absent" if r.absent else str(r.samples), str(r.ok), *(str(r.counts[c]) for c in CATEGORIES)])
+        rows.append(
+            [r.split, "absent" if r.absent else str(r.samples), str(r.ok), *(str(r.counts[c]) for c in CATEGORIES)]
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

@@ -62,7 +62,9 @@ def landmarks68(center: tuple[float, float], radius: float) -> np.ndarray:
     cx, cy = center
     t = np.linspace(np.pi, 0, 17)  # jaw from image-left to image-right
     jaw = np.stack([cx + radius * np.cos(t), cy + radius * 0.2 + radius * 0.8 * np.sin(t)], -1)
-    brows = [(cx + radius * dx, cy - radius * 0.45) for dx in np.r_[np.linspace(-0.8, -0.2, 5), np.linspace(0.2, 0.8, 5)]]
+    brows = [
+        (cx + radius * dx, cy - radius * 0.45) for dx in np.r_[np.linspace(-0.8, -0.2, 5), np.linspace(0.2, 0.8, 5)]
+    ]
     bridge = [(cx, cy - radius * (0.3 - 0.12 * k)) for k in range(4)]
     nostrils = [(cx + radius * dx, cy + radius * 0.2) for dx in np.linspace(-0.2, 0.2, 5)]
     angles = np.array([np.pi, 2.3, 0.8, 0.0, -0.8, -2.3])
@@ -74,7 +76,9 @@ def landmarks68(center: tuple[float, float], radius: float) -> np.ndarray:
     outer = [(cx + 0.4 * radius * np.cos(a), cy + 0.5 * radius - 0.15 * radius * np.sin(a)) for a in mouth_angles]
     inner_angles = np.r_[np.linspace(np.pi, 0, 5), np.linspace(-0.8, -np.pi + 0.8, 3)]
     inner = [(cx + 0.3 * radius * np.cos(a), cy + 0.5 * radius - 0.05 * radius * np.sin(a)) for a in inner_angles]
-    points = np.concatenate([jaw, brows, bridge, nostrils, eye(cx - 0.45 * radius), eye(cx + 0.45 * radius), outer, inner])
+    points = np.concatenate(
+        [jaw, brows, bridge, nostrils, eye(cx - 0.45 * radius), eye(cx + 0.45 * radius), outer, inner]
+    )
     return points.astype(np.float64)
 
 
@@ -89,7 +93,9 @@ def helen_labels(height: int, width: int) -> np.ndarray:
     h, w = height, width
     for name, (r0, c0) in {"l_brow": (0.3, 0.25), "r_brow": (0.3, 0.6), "l_eye": (0.4, 0.25), "r_eye": (0.4, 0.6),
                            "nose": (0.55, 0.45), "u_lip": (0.7, 0.4), "mouth": (0.75, 0.4), "l_lip": (0.8, 0.4)}.items():  # fmt: skip
-        labels[int(r0 * h) : int(r0 * h) + max(1, h // 20), int(c0 * w) : int(c0 * w) + max(2, w // 8)] = HELEN_CLASSES.index(name)
+        labels[int(r0 * h) : int(r0 * h) + max(1, h // 20), int(c0 * w) : int(c0 * w) + max(2, w // 8)] = (
+            HELEN_CLASSES.index(name)
+        )
     return labels
 
 
@@ -129,11 +135,13 @@ def celeba_parts(size: int) -> dict[str, np.ndarray]:
     return parts
 
 
-def write_celebamask(root: Path, image_size: int = 32, mask_size: int = 16, glasses: tuple[int, ...] = (1, 2000)) -> Path:
+def write_celebamask(
+    root: Path, image_size: int = 32, mask_size: int = 16, glasses: tuple[int, ...] = (1, 2000)
+) -> Path:
     """Official CelebAMask-HQ layout for :data:`CELEBA_IDS` (mapping + attributes); returns root."""
     mapping = ["idx orig_idx orig_file"]
     rows = [str(len(CELEBA_IDS)), " ".join(CELEBA_ATTRIBUTES)]
-    for index, orig in zip(CELEBA_IDS, CELEBA_ORIG):
+    for index, orig in zip(CELEBA_IDS, CELEBA_ORIG, strict=True):
         save_image(root / "CelebA-HQ-img" / f"{index}.jpg", face_image(image_size, image_size, seed=index), quality=95)
         for part, mask in celeba_parts(mask_size).items():
             save_image(root / "CelebAMask-HQ-mask-anno" / str(index // 2000) / f"{index:05d}_{part}.png", mask)
@@ -154,7 +162,16 @@ def write_celeba_partition(root: Path, partitions: dict[str, int]) -> Path:
 
 # --------------------------------------------------------------------------- 300W
 
-W300_FOLDERS = ("afw", "helen/trainset", "lfpw/trainset", "helen/testset", "lfpw/testset", "ibug", "01_Indoor", "02_Outdoor")
+W300_FOLDERS = (
+    "afw",
+    "helen/trainset",
+    "lfpw/trainset",
+    "helen/testset",
+    "lfpw/testset",
+    "ibug",
+    "01_Indoor",
+    "02_Outdoor",
+)
 
 
 def pts_text(points: np.ndarray) -> str:
@@ -167,7 +184,9 @@ def write_300w(root: Path, per_folder: int = 1, size: int = 40) -> Path:
     """One image + ``.pts`` per 300W folder (png for the private set, jpg elsewhere); returns root."""
     for f, folder in enumerate(W300_FOLDERS):
         for k in range(per_folder):
-            stem = {"01_Indoor": f"indoor_{k + 1:03d}", "02_Outdoor": f"outdoor_{k + 1:03d}"}.get(folder, f"image_{f}{k:03d}")
+            stem = {"01_Indoor": f"indoor_{k + 1:03d}", "02_Outdoor": f"outdoor_{k + 1:03d}"}.get(
+                folder, f"image_{f}{k:03d}"
+            )
             ext = ".png" if folder[0].isdigit() else ".jpg"
             save_image(root / folder / f"{stem}{ext}", face_image(size, size + 6, seed=f * 10 + k))
             points = landmarks68((size / 2 + 3, size / 2), size / 4)
@@ -198,7 +217,9 @@ def write_aflw(root: Path, count: int = 10, size: int = 40, invisible: tuple[int
         if i in invisible:
             mask[i, 18] = 0
     ra = (np.arange(count)[::-1] + 1).reshape(1, count).astype(np.float64)  # 1-based, as stored by Matlab
-    scipy.io.savemat(str(root / "AFLWinfo_release.mat"), {"data": data, "mask_new": mask, "bbox": bbox, "nameList": names, "ra": ra})
+    scipy.io.savemat(
+        str(root / "AFLWinfo_release.mat"), {"data": data, "mask_new": mask, "bbox": bbox, "nameList": names, "ra": ra}
+    )
     return root
 
 
@@ -220,7 +241,9 @@ def lfw_pair_lines(folds: int = 10, per_class: int = 2) -> list[str]:
     return lines
 
 
-def write_lfw(root: Path, folds: int = 10, per_class: int = 2, size: int = 25, eyeglasses: tuple[str, ...] = ("Abel_Pacheco",)) -> Path:
+def write_lfw(
+    root: Path, folds: int = 10, per_class: int = 2, size: int = 25, eyeglasses: tuple[str, ...] = ("Abel_Pacheco",)
+) -> Path:
     """``lfw/<Name>/<Name>_NNNN.jpg`` (2 images each), ``pairs.txt``, ``lfw_attributes.txt``.
 
     People in ``eyeglasses`` wear eyeglasses (image 1 and 2); ``Zico`` image 2 has no attribute row.
@@ -228,12 +251,16 @@ def write_lfw(root: Path, folds: int = 10, per_class: int = 2, size: int = 25, e
     rows = ["# LFW attributes (Kumar et al.), tab separated", "\t".join(["#", "person", "imagenum", *LFW_ATTRIBUTES])]
     for p, person in enumerate(LFW_PEOPLE):
         for number in (1, 2):
-            save_image(root / "lfw" / person / f"{person}_{number:04d}.jpg", face_image(size, size, seed=10 * p + number))
+            save_image(
+                root / "lfw" / person / f"{person}_{number:04d}.jpg", face_image(size, size, seed=10 * p + number)
+            )
             if person == "Zico" and number == 2:
                 continue
             scores = {name: -1.0 for name in LFW_ATTRIBUTES}
             scores["Eyeglasses" if person in eyeglasses else "No Eyewear"] = 1.5
-            rows.append("\t".join([person.replace("_", " "), str(number), *(f"{scores[n]:.4f}" for n in LFW_ATTRIBUTES)]))
+            rows.append(
+                "\t".join([person.replace("_", " "), str(number), *(f"{scores[n]:.4f}" for n in LFW_ATTRIBUTES)])
+            )
     (root / "pairs.txt").write_text("\n".join(lfw_pair_lines(folds, per_class)) + "\n")
     (root / "lfw_attributes.txt").write_text("\n".join(rows) + "\n")
     return root

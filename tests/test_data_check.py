@@ -7,12 +7,28 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_fixtures import landmarks68, pts_text, save_image, truncate, write_300w, write_aflw, write_celebamask, write_helen, write_lfw
+from data_fixtures import (
+    landmarks68,
+    pts_text,
+    save_image,
+    truncate,
+    write_300w,
+    write_aflw,
+    write_celebamask,
+    write_helen,
+    write_lfw,
+)
 
 from occrecon.commands import data_check as command
 from occrecon.data_check import check_dataset
 
-WRITERS = {"helen": write_helen, "celebamask_hq": write_celebamask, "w300": write_300w, "aflw": write_aflw, "lfw": write_lfw}
+WRITERS = {
+    "helen": write_helen,
+    "celebamask_hq": write_celebamask,
+    "w300": write_300w,
+    "aflw": write_aflw,
+    "lfw": write_lfw,
+}
 
 
 def run(*argv: str) -> int:

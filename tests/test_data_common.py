@@ -24,7 +24,9 @@ from datamodules.common import (
 from occrecon.errors import DataFormatError, MissingAssetError
 
 
-def test_root_comes_from_argument_then_dataset_variable_then_occrecon_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_root_comes_from_argument_then_dataset_variable_then_occrecon_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     (tmp_path / "data" / "Helen").mkdir(parents=True)
@@ -85,7 +87,12 @@ def _loader(fail: set[int]):
         if int(record.id) in fail:
             raise DataFormatError(record.image, "a readable image file", got="truncated")
         points = np.array([[float(record.id) + 1, 2.0]] * 68)
-        return RawSample(image=np.zeros((8, 8, 3), np.uint8), box=(0.0, 0.0, 8.0, 8.0), landmarks=points, visibility=np.ones(68, bool))
+        return RawSample(
+            image=np.zeros((8, 8, 3), np.uint8),
+            box=(0.0, 0.0, 8.0, 8.0),
+            landmarks=points,
+            visibility=np.ones(68, bool),
+        )
 
     return load
 
@@ -109,3 +116,21 @@ def test_bad_sample_raises_naming_the_file_unless_skipping(caplog: pytest.LogCap
     assert batch["image"].shape[0] == 2 and batch["meta"]["id"] == ["0", "2"]
     assert len(dataset.skipped.items) == 1 and "img1.jpg" in caplog.text
     assert collate_skip_none([None, None]) is None
+
+
+def test_data_modules_take_plain_typed_keyword_arguments() -> None:
+    import inspect
+
+    from datamodules.aflw import AFLWDataModule
+    from datamodules.celebamask_hq import CelebAMaskHQDataModule
+    from datamodules.common import BASE_OPTIONS
+    from datamodules.helen import HelenDataModule
+    from datamodules.lfw import LFWDataModule
+    from datamodules.w300 import W300DataModule
+
+    for cls in (HelenDataModule, CelebAMaskHQDataModule, W300DataModule, AFLWDataModule, LFWDataModule):
+        params = inspect.signature(cls).parameters
+        assert set(BASE_OPTIONS) <= set(params), cls.__name__
+        assert all(p.kind is p.POSITIONAL_OR_KEYWORD and p.annotation is not p.empty for p in params.values())
+        module = cls(**{"root": "/nonexistent", "image_size": 32, "batch_size": 1, "skip_bad": True})
+        assert module.image_size == 32 and module.skip_bad

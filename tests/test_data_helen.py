@@ -46,7 +46,9 @@ def test_grayscale_image_and_16_bit_maps_are_read(root: Path) -> None:
     save_image(root / "images" / f"{name}.jpg", np.full((H, W), 77, np.uint8))
     labels = helen_labels(H, W)
     for k in range(11):
-        save_image(root / "labels" / name / f"{name}_lbl{k:02d}.png", np.where(labels == k, 60000, 300).astype(np.uint16))
+        save_image(
+            root / "labels" / name / f"{name}_lbl{k:02d}.png", np.where(labels == k, 60000, 300).astype(np.uint16)
+        )
     sample = module(root).make_dataset("train")[0]
     image = sample["image"][:, :, 2:22]
     assert (image[0] == image[1]).all() and (image[1] == image[2]).all()
@@ -83,7 +85,7 @@ def test_missing_root_points_to_the_download(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_env_var_root_and_a_batch(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OCCRECON_DATA", str(root.parent))
-    dm = HelenDataModule(image_size=32, batch_size=2)  # default folder name under OCCRECON_DATA
+    dm = HelenDataModule(image_size=32, batch_size=2, num_workers=0)  # default folder name under OCCRECON_DATA
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape == (2, 3, 32, 32) and batch["label_map"].shape == (2, 32, 32)
     assert set(batch["label_map"].unique().tolist()) <= set(range(11)) | {IGNORE_LABEL}

@@ -18,7 +18,7 @@ def root(tmp_path: Path) -> Path:
 
 
 def module(root: Path, **kwargs: object) -> LFWDataModule:
-    return LFWDataModule(root=str(root), image_size=16, batch_size=4, **kwargs)
+    return LFWDataModule(root=str(root), image_size=16, batch_size=4, num_workers=0, **kwargs)
 
 
 def test_pairs_have_ten_folds_of_matched_then_mismatched(root: Path) -> None:

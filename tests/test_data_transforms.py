@@ -41,12 +41,16 @@ def label_at(labels: np.ndarray, point: np.ndarray) -> int:
 
 def test_flip_moves_eye_labels_and_landmarks_to_the_mirrored_features() -> None:
     image, labels, points = eye_sample()
-    augment = FaceAugment(flip_prob=1.0, rotate_deg=0, scale_jitter=0, translate=0, colour_jitter=0, label_flip=CELEBAMASK_FLIP)
+    augment = FaceAugment(
+        flip_prob=1.0, rotate_deg=0, scale_jitter=0, translate=0, colour_jitter=0, label_flip=CELEBAMASK_FLIP
+    )
     out, out_labels, out_points, vis = augment(image, labels, points, np.ones(68, bool), np.random.default_rng(0))
     # the image-left eye of the flipped image is the old image-right (green) eye, mirrored
     left_eye = out_points[36:42].mean(0)
     assert left_eye[0] < SIZE / 2
-    np.testing.assert_allclose(out_points[36:42].mean(0), [SIZE - points[42:48, 0].mean(), points[42:48, 1].mean()], atol=1e-4)
+    np.testing.assert_allclose(
+        out_points[36:42].mean(0), [SIZE - points[42:48, 0].mean(), points[42:48, 1].mean()], atol=1e-4
+    )
     assert label_at(out_labels, left_eye) == CELEBAMASK["l_eye"]
     assert label_at(out_labels, out_points[42:48].mean(0)) == CELEBAMASK["r_eye"]
     assert tuple(out[int(left_eye[1]), int(left_eye[0])]) == (0, 255, 0)
@@ -58,7 +62,9 @@ def test_flip_moves_eye_labels_and_landmarks_to_the_mirrored_features() -> None:
 
 def test_flip_is_an_involution_for_landmarks_and_labels() -> None:
     image, labels, points = eye_sample()
-    augment = FaceAugment(flip_prob=1.0, rotate_deg=0, scale_jitter=0, translate=0, colour_jitter=0, label_flip=CELEBAMASK_FLIP)
+    augment = FaceAugment(
+        flip_prob=1.0, rotate_deg=0, scale_jitter=0, translate=0, colour_jitter=0, label_flip=CELEBAMASK_FLIP
+    )
     rng = np.random.default_rng(0)
     once = augment(image, labels, points, np.ones(68, bool), rng)
     twice = augment(*once, rng)
@@ -69,7 +75,9 @@ def test_flip_is_an_involution_for_landmarks_and_labels() -> None:
 
 def test_rotation_keeps_landmarks_on_their_features_and_pads_labels_with_ignore() -> None:
     image, labels, points = eye_sample()
-    augment = FaceAugment(flip_prob=0.0, rotate_deg=40, scale_jitter=0.2, translate=0.1, colour_jitter=0, label_flip=CELEBAMASK_FLIP)
+    augment = FaceAugment(
+        flip_prob=0.0, rotate_deg=40, scale_jitter=0.2, translate=0.1, colour_jitter=0, label_flip=CELEBAMASK_FLIP
+    )
     rng = np.random.default_rng(5)
     for _ in range(5):
         _, out_labels, out_points, _ = augment(image, labels, points, np.ones(68, bool), rng)
@@ -100,7 +108,9 @@ def _dataset(seed: int = 0) -> FaceDataset:
     image, labels, points = eye_sample()
 
     def load(record: Record) -> RawSample:
-        return RawSample(image=image, box=(0.0, 0.0, SIZE, SIZE), label_map=labels, landmarks=points, visibility=np.ones(68, bool))
+        return RawSample(
+            image=image, box=(0.0, 0.0, SIZE, SIZE), label_map=labels, landmarks=points, visibility=np.ones(68, bool)
+        )
 
     records = [Record(id=str(i), image=Path(f"{i}.png")) for i in range(4)]
     augment = FaceAugment(label_flip=CELEBAMASK_FLIP)
@@ -120,7 +130,7 @@ def test_two_workers_never_produce_identical_augmentations_and_seed_reproduces()
     # worker 0 gets samples 0 and 2, worker 1 samples 1 and 3: compare across workers
     assert not torch.allclose(first[0], first[1]) and not torch.allclose(first[2], first[3])
     again = _epoch(seed=3, workers=2)
-    for a, b in zip(first, again):
+    for a, b in zip(first, again, strict=True):
         torch.testing.assert_close(a, b)
     other = _epoch(seed=4, workers=2)
     assert not torch.allclose(first[0], other[0])
@@ -128,6 +138,6 @@ def test_two_workers_never_produce_identical_augmentations_and_seed_reproduces()
 
 def test_main_process_stream_is_reproducible_from_the_seed() -> None:
     a, b = _epoch(seed=1, workers=0), _epoch(seed=1, workers=0)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         torch.testing.assert_close(x, y)
     assert not torch.allclose(a[0], a[1])  # successive draws differ

@@ -25,7 +25,9 @@ def module(root: Path, **kwargs: object) -> W300DataModule:
 
 def test_split_membership(root: Path) -> None:
     dm = module(root)
-    counts = {s: len(dm.index(s)) for s in ("train", "common", "challenging", "full", "private", "private_indoor", "all")}
+    counts = {
+        s: len(dm.index(s)) for s in ("train", "common", "challenging", "full", "private", "private_indoor", "all")
+    }
     assert counts == {"train": 3, "common": 2, "challenging": 1, "full": 3, "private": 2, "private_indoor": 1, "all": 8}
     assert {r.id.split("/")[0] for r in dm.index("train")} == {"afw", "helen", "lfpw"}
     assert dm.index("private_indoor")[0].id == "01_Indoor/indoor_001"

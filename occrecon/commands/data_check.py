@@ -31,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``check`` to the ``data`` group."""
     parser = subparsers.add_parser("check", help="count samples and problems of a data set, per split")
     parser.add_argument("dataset", choices=sorted(DATASETS), help="data set to check")
-    parser.add_argument("--root", default=None, help="data set folder (default: $OCCRECON_<NAME> or $OCCRECON_DATA/<folder>)")
+    parser.add_argument(
+        "--root", default=None, help="data set folder (default: $OCCRECON_<NAME> or $OCCRECON_DATA/<folder>)"
+    )
     parser.add_argument("--max-problems", type=int, default=50, help="problem messages to print")
     parser.set_defaults(handler=run)
