@@ -109,3 +109,13 @@ def test_lfw_bad_pairs_line_and_aflw_missing_image(tmp_path: Path) -> None:
 def test_missing_root_exits_1_with_download_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run("lfw", "--root", str(tmp_path / "nothing")) == 1
     assert "vis-www.cs.umass.edu/lfw" in capsys.readouterr().out
+
+
+def test_check_runs_through_the_occrecon_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from occrecon.cli import main
+
+    root = write_lfw(tmp_path / "LFW")
+    assert main(["data", "check", "lfw", "--root", str(root)]) == 0
+    truncate(root / "lfw" / "Zico" / "Zico_0001.jpg", keep=0.3)
+    assert main(["data", "check", "lfw", "--root", str(root)]) == 1
+    assert "Zico_0001.jpg" in capsys.readouterr().out
