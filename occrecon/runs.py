@@ -8,10 +8,12 @@ A run lives in ``<run.root>/<run_id>/``::
 
 The run id is, in order: ``run.id``; ``WANDB_RUN_ID`` (set by a sweep agent);
 ``SLURM_ARRAY_JOB_ID_SLURM_ARRAY_TASK_ID`` or ``SLURM_JOB_ID`` (stable across requeues);
-``TORCHELASTIC_RUN_ID`` (torchrun's rendezvous id); ``OCCRECON_RUN_ID`` (exported by the launching
-process); else a new time-stamped id. It is resolved before the Trainer exists and exported as
+``TORCHELASTIC_RUN_ID`` (torchrun's rendezvous id); on a non-zero rank, ``OCCRECON_RUN_ID``;
+else (rank 0 only) a new time-stamped id. It is resolved before the Trainer exists and exported as
 ``OCCRECON_RUN_ID``, so the rank processes Lightning's ``ddp`` strategy starts (with a copy of the
-environment) agree with rank 0. Only global rank 0 checks, creates or clears the directory.
+environment) agree with rank 0. Rank 0 ignores an inherited ``OCCRECON_RUN_ID``, so a second
+``fit`` in the same Python session gets its own run. Only global rank 0 checks, creates or clears
+the directory. Multi-node runs without SLURM or torchrun need an explicit ``run.id``.
 """
 
 from __future__ import annotations
@@ -60,8 +62,19 @@ class RunPaths:
         return self.checkpoints / "last.ckpt"
 
 
-def resolve_run_id(explicit: str | None, environ: Mapping[str, str] = os.environ) -> str:
+def launcher_rank(environ: Mapping[str, str] = os.environ) -> int:
+    """This process's global rank as far as it is known before the Trainer starts.
+
+    Lightning reads ``RANK``/``LOCAL_RANK``/``SLURM_PROCID``; a process on another node of a
+    manually launched multi-node job only has ``NODE_RANK``.
+    """
+    rank = rank_zero_only.rank
+    return rank if rank != 0 else int(environ.get("NODE_RANK", "0") or 0)
+
+
+def resolve_run_id(explicit: str | None, environ: Mapping[str, str] = os.environ, rank: int | None = None) -> str:
     """The run id by the order in the module docstring (a new one only on global rank 0)."""
+    rank = launcher_rank(environ) if rank is None else rank
     if explicit:
         return _check_id(explicit, "run.id")
     if environ.get("WANDB_RUN_ID"):
@@ -72,11 +85,11 @@ def resolve_run_id(explicit: str | None, environ: Mapping[str, str] = os.environ
         return _check_id(environ["SLURM_JOB_ID"], "SLURM_JOB_ID")
     if environ.get("TORCHELASTIC_RUN_ID", "none") != "none":
         return _check_id(environ["TORCHELASTIC_RUN_ID"], "TORCHELASTIC_RUN_ID")
-    if environ.get(RUN_ID_ENV):
-        return _check_id(environ[RUN_ID_ENV], RUN_ID_ENV)
-    if rank_zero_only.rank != 0:
+    if rank != 0:
+        if environ.get(RUN_ID_ENV):
+            return _check_id(environ[RUN_ID_ENV], RUN_ID_ENV)
         # A rank started by an external launcher cannot see rank 0's fresh id.
-        raise ConfigError(f"rank {rank_zero_only.rank} has no run id: set run.id=<id> (or {RUN_ID_ENV}) for every rank")
+        raise ConfigError(f"rank {rank} has no run id: set run.id=<id> for every process of a multi-node run")
     # secrets, not random: a new id must not consume the seeded global RNG.
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
@@ -113,7 +126,7 @@ def prepare_run(cfg: DictConfig, command: str = "fit", ckpt: str | Path | None =
     run_id = resolve_run_id(explicit)
     os.environ[RUN_ID_ENV] = run_id
     paths = RunPaths(run_id, Path(cfg.run.root) / run_id)
-    if rank_zero_only.rank == 0:
+    if launcher_rank() == 0:
         if command == "fit":
             _guard_fit_dir(cfg, paths)
         paths.checkpoints.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,10 @@ def instantiate(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModu
 
 
 def build_logger(cfg: DictConfig, paths: RunPaths, command: str = "fit") -> Logger | bool:
-    """The experiment logger of ``logger.kind`` (False for ``none``); W&B's id is the run id."""
+    """The experiment logger of ``logger.kind`` (False for ``none``); W&B's id is the run id.
+
+    CSV/TensorBoard files go to ``<run>/logs/<command>/``; W&B files to ``<run>/wandb/``.
+    """
     kind = str(to_plain(cfg.logger)["kind"])
     if kind == "none":
         return False
@@ -73,7 +76,6 @@ def build_logger(cfg: DictConfig, paths: RunPaths, command: str = "fit") -> Logg
         tags=list(lcfg.tags),
         offline=offline,
         log_model=False if offline else lcfg.log_model,
-        job_type=command,
     )
 
 

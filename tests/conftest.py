@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -21,7 +22,7 @@ def _offline_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("WANDB_DIR", str(wandb_dir))
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("NO_ALBUMENTATIONS_UPDATE", "1")
-    for var in ("WANDB_RUN_ID", "WANDB_API_KEY", "OCCRECON_RUN_ID", "SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID",
+    for var in ("NODE_RANK", "WANDB_RUN_ID", "WANDB_API_KEY", "OCCRECON_RUN_ID", "SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID",
                 "SLURM_ARRAY_TASK_ID", "TORCHELASTIC_RUN_ID", "PL_GLOBAL_SEED"):
         monkeypatch.delenv(var, raising=False)
 
@@ -37,8 +38,6 @@ def run_root(tmp_path: Path) -> Path:
 @pytest.fixture
 def subprocess_env(tmp_path: Path) -> dict[str, str]:
     """Environment for ``python -m occrecon.cli`` subprocesses: repo importable, offline, 1 thread."""
-    import os
-
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "OCCRECON_", "PL_"))}
     env.update(
         PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),

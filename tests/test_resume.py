@@ -135,25 +135,33 @@ ENV_CASES = [
     ({"SLURM_JOB_ID": "9", "SLURM_ARRAY_JOB_ID": "8", "SLURM_ARRAY_TASK_ID": "3"}, "8_3"),
     ({"SLURM_JOB_ID": "9", "OCCRECON_RUN_ID": "o"}, "9"),
     ({"TORCHELASTIC_RUN_ID": "te", "OCCRECON_RUN_ID": "o"}, "te"),
-    ({"TORCHELASTIC_RUN_ID": "none", "OCCRECON_RUN_ID": "o"}, "o"),
 ]
 
 
 @pytest.mark.parametrize(("environ", "expected"), ENV_CASES)
 def test_run_id_order(environ: dict[str, str], expected: str) -> None:
-    assert resolve_run_id(None, environ) == expected
-    assert resolve_run_id("explicit", environ) == "explicit"
+    assert resolve_run_id(None, environ, rank=0) == expected
+    assert resolve_run_id(None, environ, rank=1) == expected
+    assert resolve_run_id("explicit", environ, rank=0) == "explicit"
+
+
+def test_exported_id_reaches_other_ranks_only() -> None:
+    environ = {"OCCRECON_RUN_ID": "parent", "TORCHELASTIC_RUN_ID": "none"}
+    assert resolve_run_id(None, environ, rank=1) == "parent"  # a DDP child of the launching process
+    assert resolve_run_id(None, environ, rank=0) != "parent"  # a second fit in the same session
+    with pytest.raises(ConfigError, match="rank 2 has no run id"):
+        resolve_run_id(None, {}, rank=2)
 
 
 def test_new_run_ids_are_fresh_and_leave_the_seeded_rng_alone() -> None:
     torch.manual_seed(0)
     expected = torch.rand(1)
     torch.manual_seed(0)
-    first, second = resolve_run_id(None, {}), resolve_run_id(None, {})
+    first, second = resolve_run_id(None, {}, rank=0), resolve_run_id(None, {}, rank=0)
     assert first != second and "/" not in first
     assert torch.equal(torch.rand(1), expected)
 
 
 def test_bad_run_id_is_refused() -> None:
     with pytest.raises(ConfigError, match="run.id"):
-        resolve_run_id("a/b", {})
+        resolve_run_id("a/b", {}, rank=0)

@@ -191,8 +191,10 @@ def _expected_type(parent: Any, leaf: str) -> str | None:
     if not isinstance(parent, DictConfig) or leaf not in parent:
         return None
     node = parent._get_node(leaf)
-    ref_type = getattr(node, "_metadata", None) and node._metadata.ref_type
-    return type_str(ref_type) if ref_type not in (None, Any) else None
+    metadata = getattr(node, "_metadata", None)
+    if metadata is None or metadata.ref_type in (None, Any):
+        return None
+    return type_str(metadata.ref_type) + (" or null" if metadata.optional else "")
 
 
 def _first_line(err: BaseException) -> str:

@@ -121,7 +121,7 @@ class TrainerConfig:
     """``lightning.Trainer`` arguments (names and meanings as in Lightning)."""
 
     accelerator: str = "auto"
-    devices: Union[int, str] = "auto"
+    devices: Any = "auto"  # int, "auto", "-1" or a list of device indices (Lightning checks it)
     strategy: str = "auto"
     num_nodes: int = 1
     precision: str = "32-true"
