@@ -228,7 +228,8 @@ class SkipLog:
 
     def add(self, err: BaseException) -> None:
         self.items.append(str(err))
-        log.warning("skipping bad sample (%s): %s", self.split, err)
+        # the running count makes each worker's log a summary of its own skips so far
+        log.warning("skipping bad sample #%d of split %r (skip_bad=True): %s", len(self.items), self.split, err)
 
     def summary(self, kept: int) -> None:
         if self.items:
@@ -263,6 +264,7 @@ class FaceDataset(Dataset):
         self.records, self.load, self.image_size = list(records), load, image_size
         self.augment, self.heatmap_size, self.sigma = augment, heatmap_size, sigma
         self.skip_bad, self.seed, self.skipped = skip_bad, seed, SkipLog(split)
+        self.rank = 0  # distributed rank, set by the data module: ranks get distinct augmentation streams
         self.rng: np.random.Generator | None = None
 
     def __len__(self) -> int:
@@ -270,7 +272,7 @@ class FaceDataset(Dataset):
 
     def _generator(self) -> np.random.Generator:
         if self.rng is None:  # main process: one stream per dataset, reproducible from the seed
-            self.rng = numpy_generator(self.seed, "main")
+            self.rng = numpy_generator(self.seed, "main", self.rank)
         return self.rng
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
@@ -296,7 +298,7 @@ def seed_worker(worker_id: int) -> None:
 
     The worker seed (``torch``'s ``base_seed + worker_id``; ``base_seed`` comes from the loader's
     seeded generator) differs between workers and epochs and is reproducible from the data module's
-    ``seed``, so two workers never share an augmentation stream.
+    ``seed``; the distributed rank is mixed in, so no two workers share an augmentation stream.
     """
     info = get_worker_info()
     if info is None:
@@ -306,7 +308,7 @@ def seed_worker(worker_id: int) -> None:
         dataset = dataset.dataset
     for target in getattr(dataset, "datasets", [dataset]):
         if hasattr(target, "seed"):
-            target.rng = numpy_generator(target.seed, info.seed)
+            target.rng = numpy_generator(target.seed, info.seed, getattr(target, "rank", 0))
 
 
 def collate_skip_none(batch: list[Any]) -> Any:
@@ -317,6 +319,11 @@ def collate_skip_none(batch: list[Any]) -> Any:
 
 # --------------------------------------------------------------------------- data module
 
+
+STAGE_DATASETS: dict[str, tuple[str, ...]] = {
+    "fit": ("fit", "validate"), "validate": ("validate",), "test": ("test",), "predict": ("test",),
+}  # fmt: skip
+"""Lightning stage -> the datasets it needs (``predict`` uses the test split)."""
 
 BASE_OPTIONS: tuple[str, ...] = (
     "root", "image_size", "batch_size", "num_workers", "train_split", "val_split", "test_split", "augment",
@@ -416,15 +423,22 @@ class FaceDataModule(L.LightningDataModule):
         )
 
     def setup(self, stage: str | None = None) -> None:
-        wanted = ["fit", "validate", "test"] if stage is None else (["fit", "validate"] if stage == "fit" else [stage])
-        for key in wanted:
-            split = self.splits["validate" if key == "predict" else key]
+        keys = ("fit", "validate", "test") if stage is None else STAGE_DATASETS[stage]
+        for key in keys:
             if key not in self.datasets:
-                self.datasets[key] = self.make_dataset(split, train=key == "fit")
+                self.datasets[key] = self.make_dataset(self.splits[key], train=key == "fit")
+                trainer = getattr(self, "trainer", None)
+                self.datasets[key].rank = int(getattr(trainer, "global_rank", 0) or 0)
+
+    def teardown(self, stage: str | None = None) -> None:
+        for key, dataset in self.datasets.items():
+            skipped = getattr(dataset, "skipped", None)
+            if skipped is not None and skipped.items:  # worker processes log their own counts
+                log.warning("%s: %d sample(s) failed to load and were skipped", key, len(skipped.items))
 
     def _loader(self, key: str, shuffle: bool) -> DataLoader:
         if key not in self.datasets:
-            self.setup(key)
+            self.setup(key)  # "fit" / "validate" / "test" are stage names too
         return DataLoader(
             self.datasets[key], batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
             collate_fn=collate_skip_none, worker_init_fn=seed_worker, pin_memory=self.pin_memory,
@@ -438,4 +452,7 @@ class FaceDataModule(L.LightningDataModule):
         return self._loader("validate", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)

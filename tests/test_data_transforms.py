@@ -117,12 +117,15 @@ def _dataset(seed: int = 0) -> FaceDataset:
     return FaceDataset(records, load, image_size=32, augment=augment, heatmap_size=16, seed=seed)
 
 
-def _epoch(seed: int, workers: int) -> list[torch.Tensor]:
+def _epoch(seed: int, workers: int, rank: int = 0) -> list[torch.Tensor]:
+    """Per sample: landmarks and image pixels flattened together (both must follow the seed)."""
+    dataset = _dataset(seed)
+    dataset.rank = rank
     loader = DataLoader(
-        _dataset(seed), batch_size=1, num_workers=workers, worker_init_fn=seed_worker,
+        dataset, batch_size=1, num_workers=workers, worker_init_fn=seed_worker,
         collate_fn=collate_skip_none, generator=torch.Generator().manual_seed(seed),
     )  # fmt: skip
-    return [batch["landmarks"][0] for batch in loader]
+    return [torch.cat([batch["landmarks"][0].flatten(), batch["image"][0].flatten()]) for batch in loader]
 
 
 def test_two_workers_never_produce_identical_augmentations_and_seed_reproduces() -> None:
@@ -134,6 +137,8 @@ def test_two_workers_never_produce_identical_augmentations_and_seed_reproduces()
         torch.testing.assert_close(a, b)
     other = _epoch(seed=4, workers=2)
     assert not torch.allclose(first[0], other[0])
+    other_rank = _epoch(seed=3, workers=2, rank=1)  # DDP: same seed, another rank
+    assert not any(torch.allclose(x, y) for x in first for y in other_rank)
 
 
 def test_main_process_stream_is_reproducible_from_the_seed() -> None:
