@@ -15,7 +15,7 @@ Eyewear per image = ``argmax(No Eyewear, Eyeglasses, Sunglasses)`` of the attrib
 image has no attribute row. Attribute names use spaces; folders use underscores.
 
 Splits: ``pairs`` (verification pairs of ``folds``, default all 10) and ``images`` (every image
-referenced by ``pairs.txt``). ``glasses="with"`` keeps pairs where at least one image has eyeglasses
+referenced by ``pairs.txt``; samples carry ``eyewear``). ``glasses="with"`` keeps pairs where at least one image has eyeglasses
 or sunglasses; ``"without"`` pairs where both images have no eyewear (pairs with an unknown image
 are in neither). A pair sample is ``{"image_a", "image_b", "same" (bool), "fold", "index_a",
 "index_b", "eyewear_a", "eyewear_b", "meta_a", "meta_b"}``; images are cropped to the central
@@ -262,8 +262,9 @@ class LFWDataModule(FaceDataModule):
                     raise err
                 on_error(err)
                 continue
-            records.append(Record(id=f"{key[0]}_{key[1]:04d}", image=path, fields={"key": key}))
             eyewear.append(eyewear_table.get(key, UNKNOWN))
+            fields = {"key": key, "extras": {"eyewear": eyewear[-1]}}  # per-image samples carry it too
+            records.append(Record(id=f"{key[0]}_{key[1]:04d}", image=path, fields=fields))
         pairs = [p for p in pairs if p.a not in bad and p.b not in bad]
         return records, pairs, eyewear
 

@@ -87,7 +87,10 @@ def test_header_and_line_count_are_checked(root: Path) -> None:
 
 def test_deep_funneled_folder_and_missing_image(root: Path) -> None:
     shutil.copytree(root / "lfw", root / "lfw-deepfunneled")
-    assert len(module(root, image_dir="lfw-deepfunneled").make_dataset("images")) == 8
+    images = module(root, image_dir="lfw-deepfunneled").make_dataset("images")
+    assert len(images) == 8 and "lfw-deepfunneled" in images[0]["meta"]["path"]
+    eyewear = {images[i]["meta"]["id"]: int(images[i]["eyewear"]) for i in range(8)}
+    assert eyewear["Abel_Pacheco_0001"] == EYEGLASSES and eyewear["Zico_0002"] == UNKNOWN
     (root / "lfw" / "Zico" / "Zico_0001.jpg").unlink()
     with pytest.raises(FileNotFoundError, match="Zico_0001.jpg"):
         module(root).make_dataset("pairs")
