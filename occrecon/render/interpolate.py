@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from occrecon.errors import ShapeError
+from occrecon.render.torch_raster import take_rows
 from occrecon.utils.checks import check_shape
 
 
@@ -29,11 +30,12 @@ def interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor) -> to
     n_batch, height, width, _ = rast.shape
     flat = rast.reshape(-1, 4)
     pix = (flat[:, 3] > 0).nonzero().squeeze(1)
-    f = flat[pix, 3].long() - 1
-    vidx = tri.long()[f]  # [N, 3]
-    b = pix // (height * width) if attr.shape[0] > 1 else torch.zeros_like(pix)
-    a = attr[b[:, None], vidx]  # [N, 3, C]
-    u, v = flat[pix, 0:1], flat[pix, 1:2]
+    hit = take_rows(flat, pix)  # [N, 4]
+    vidx = take_rows(tri.long(), hit[:, 3].long() - 1)  # [N, 3]
+    if attr.shape[0] > 1:
+        vidx = vidx + (pix // (height * width) * attr.shape[1])[:, None]
+    a = take_rows(attr.reshape(-1, attr.shape[-1]), vidx)  # [N, 3, C]
+    u, v = hit[:, 0:1], hit[:, 1:2]
     vals = u * a[:, 0] + v * a[:, 1] + (1.0 - u - v) * a[:, 2]
     out = vals.new_zeros(n_batch * height * width, attr.shape[-1]).index_put((pix,), vals)
     return out.view(n_batch, height, width, -1)
