@@ -78,7 +78,7 @@ def load_config(paths: Sequence[str | Path], overrides: Sequence[str] = ()) -> D
     stage, a missing required value or a broken interpolation.
     """
     layers = [(str(p), read_yaml(p)) for p in paths]
-    layers += [(f"override {o!r}", c) for o, c in zip(overrides, parse_overrides(overrides))]
+    layers += [(f"override {o!r}", c) for o, c in zip(overrides, parse_overrides(overrides), strict=True)]
     stage = _find_stage(layers)
     cfg = experiment_schema(get_stage(stage))
     for source, layer in layers:

@@ -28,12 +28,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, List, Optional, Union
+from typing import Any
 
 from omegaconf import MISSING
 
-# OmegaConf reads these annotations at runtime; keep `typing` forms (List/Optional/Union), which
-# every supported OmegaConf version understands.
+# OmegaConf reads these annotations at runtime (`X | None` and `list[T]` need OmegaConf >= 2.4).
 
 
 class LoggerKind(str, Enum):
@@ -52,7 +51,7 @@ class OptimizerConfig:
     name: str = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0
-    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     momentum: float = 0.9  # sgd only
 
 
@@ -69,7 +68,7 @@ class SchedulerConfig:
     t_max: int = 0
     eta_min: float = 0.0
     step_size: int = 10
-    milestones: List[int] = field(default_factory=list)
+    milestones: list[int] = field(default_factory=list)
     gamma: float = 0.1
     warmup: int = 0  # linear warm-up length in `interval` units
 
@@ -91,7 +90,7 @@ class BaseDataConfig:
     image_size: int = 224
     batch_size: int = 8
     num_workers: int = 2
-    root: Optional[str] = None
+    root: str | None = None
 
 
 @dataclass
@@ -106,12 +105,12 @@ class RunConfig:
     """
 
     root: str = "runs"
-    id: Optional[str] = None
+    id: str | None = None
     resume: bool = False
     overwrite: bool = False
     checkpoint_every_n_steps: int = 0
     keep_step_checkpoints: bool = False
-    monitor: Optional[str] = None
+    monitor: str | None = None
     monitor_mode: str = "min"
     save_top_k: int = 1
 
@@ -125,19 +124,19 @@ class TrainerConfig:
     strategy: str = "auto"
     num_nodes: int = 1
     precision: str = "32-true"
-    max_epochs: Optional[int] = 10
+    max_epochs: int | None = 10
     max_steps: int = -1
-    limit_train_batches: Union[int, float] = 1.0
-    limit_val_batches: Union[int, float] = 1.0
-    limit_test_batches: Union[int, float] = 1.0
-    limit_predict_batches: Union[int, float] = 1.0
-    val_check_interval: Union[int, float] = 1.0
-    check_val_every_n_epoch: Optional[int] = 1
+    limit_train_batches: int | float = 1.0
+    limit_val_batches: int | float = 1.0
+    limit_test_batches: int | float = 1.0
+    limit_predict_batches: int | float = 1.0
+    val_check_interval: int | float = 1.0
+    check_val_every_n_epoch: int | None = 1
     num_sanity_val_steps: int = 2
     deterministic: bool = False
-    benchmark: Optional[bool] = None
+    benchmark: bool | None = None
     log_every_n_steps: int = 50
-    gradient_clip_val: Optional[float] = None
+    gradient_clip_val: float | None = None
     gradient_clip_algorithm: str = "norm"
     accumulate_grad_batches: int = 1
     enable_progress_bar: bool = True
@@ -151,11 +150,11 @@ class LoggerConfig:
 
     kind: LoggerKind = LoggerKind.csv
     project: str = "occrecon"
-    entity: Optional[str] = None
-    group: Optional[str] = None
-    name: Optional[str] = None
-    tags: List[str] = field(default_factory=list)
-    offline: Optional[bool] = None
+    entity: str | None = None
+    group: str | None = None
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
+    offline: bool | None = None
     log_model: bool = False
 
 
