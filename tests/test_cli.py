@@ -95,9 +95,11 @@ def test_fit_then_validate_end_to_end(tmp_path: Path, subprocess_env: dict[str, 
     ckpt = root / "e2e" / "checkpoints" / "last.ckpt"
     fit = ["fit", "-c", str(config), "-c", str(tiny), f"run.root={root}", "run.id=e2e"]
     validate = ["validate", "-c", str(config), "-c", str(tiny), f"run.root={root}", "--ckpt", str(ckpt)]
-    # One interpreter for both commands (Lightning's import costs seconds); the DDP test covers
+    predict = ["predict", "-c", str(config), "-c", str(tiny), f"run.root={root}", "run.id=e2e"]  # last.ckpt
+    # One interpreter for all commands (Lightning's import costs seconds); the DDP test covers
     # `python -m occrecon.cli` itself.
-    code = f"import sys; from occrecon.cli import main; sys.exit(main({fit!r}) or main({validate!r}))"
+    code = (f"import sys; from occrecon.cli import main; "
+            f"sys.exit(main({fit!r}) or main({validate!r}) or main({predict!r}))")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=subprocess_env, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -110,4 +112,4 @@ def test_fit_then_validate_end_to_end(tmp_path: Path, subprocess_env: dict[str, 
     # validate found the run from the checkpoint's location and logged into it.
     metrics = (run_dir / "logs" / "validate" / "metrics.csv").read_text()
     assert "val/loss" in metrics
-    assert "finished; run e2e" in result.stdout
+    assert result.stdout.count("finished; run e2e") == 3
