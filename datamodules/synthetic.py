@@ -1,7 +1,7 @@
 """The embedded default data set: synthetic occluded faces with ground truth for every stage.
 
 ``SyntheticDataModule`` serves any subset of the fields of ``occrecon.synth`` (``docs/synthetic.md``)
-as tensors, split into train/val/test **by identity** (``occrecon.synth.reader.identity_split``:
+as tensors, split into train/val/test **by identity** (``occrecon.synth.reader.identity_splits``:
 no person in two splits). When ``root`` holds no data set yet, :meth:`prepare_data` generates one
 with the ``synth_*`` settings (printing a message), so the default experiment needs no manual step.
 
@@ -10,7 +10,7 @@ Sample layout (keys present only when requested):
 * ``I_in``, ``I_gt`` ``[3, S, S]`` float32 RGB in ``[0, 1]``; ``image`` is ``I_in`` (alias);
 * ``parsing_in``, ``parsing_gt`` ``[S, S]`` int64 (CelebAMask-HQ 19 classes, 255 outside the image
   after augmentation); ``label_map`` is ``parsing_in``;
-* ``occluders`` ``[S, S]`` int64 codes; ``occluder_mask``, ``face_mask`` ``[1, S, S]`` float in {0, 1};
+* ``occluders`` ``[S, S]`` int64 codes (255 outside the source image after augmentation); ``occluder_mask``, ``face_mask`` ``[1, S, S]`` float in {0, 1};
 * ``landmarks`` ``[68, 2]`` float32 pixels, ``landmark_visible`` (alias ``visibility``) ``[68]`` bool
   (points leaving the frame become invisible), ``landmark_occluded`` ``[68]`` bool;
 * ``edge_lines`` ``[13, h, h]`` float32 in ``[0, 1]`` (redrawn from the augmented landmarks);
@@ -19,9 +19,13 @@ Sample layout (keys present only when requested):
 * ``coeffs`` ``[D]``, ``camera_pose`` ``[6]`` float32; ``identity``, ``image_index``, ``index`` int64;
   ``glasses`` int64; ``hand``, ``hair`` bool.
 
-Augmentation (train split, ``augment=True``) is ``datamodules.transforms.FaceAugment``, applied with
-one generator state to ``I_in``/``parsing_in``, ``I_gt``/``parsing_gt`` and ``occluders`` so all
-stay aligned; a flip remaps ``l_``/``r_`` labels and landmark indices. 3D targets (depth, normals,
+Augmentation (train split, ``augment=True``) is ``datamodules.transforms.FaceAugment`` (geometry and
+flip), applied with one generator state to ``I_in``/``parsing_in``, ``I_gt``/``parsing_gt`` and
+``occluders`` so all stay aligned; a flip remaps ``l_``/``r_`` labels and landmark indices. Colour
+jitter is a per-pixel function (:func:`colour_jitter`: brightness, contrast about mid-grey,
+saturation) applied with the same factors to ``I_in`` and ``I_gt``: a contrast about the *image
+mean* (albumentations' ``ColorJitter``) would shift unoccluded pixels of ``I_in`` and ``I_gt``
+differently, breaking "``I_in`` = ``I_gt`` outside the occluders". 3D targets (depth, normals,
 bump) are not image-space augmentable: requesting them with ``augment=True`` raises ConfigError.
 """
 
@@ -42,7 +46,7 @@ from datamodules.common import edge_lines_for, seed_worker
 from datamodules.transforms import FaceAugment
 from occrecon.errors import ConfigError
 from occrecon.labels import CELEBAMASK_FLIP
-from occrecon.synth.reader import ALL_FIELDS, SPLITS, SyntheticDataset, identity_split
+from occrecon.synth.reader import ALL_FIELDS, SPLITS, SyntheticDataset, identity_splits
 from occrecon.utils.seeding import numpy_generator
 
 DEFAULT_FIELDS: tuple[str, ...] = (
@@ -51,6 +55,23 @@ DEFAULT_FIELDS: tuple[str, ...] = (
 NOT_AUGMENTABLE: tuple[str, ...] = ("depth_coarse", "depth_detail", "normals", "bump")
 _IMAGES, _MAPS_HWC = ("I_in", "I_gt"), ("normals",)
 _SCALAR_MAPS = ("depth_coarse", "depth_detail")
+
+
+def colour_jitter(images: list[np.ndarray], rng: np.random.Generator, strength: float) -> list[np.ndarray]:
+    """Jitter ``[H, W, 3]`` uint8 images with one draw of per-pixel colour factors.
+
+    ``x -> ((x * b - 0.5) * c + 0.5)``, then saturation ``g + s (x - g)`` with ``g`` the pixel's grey
+    value; ``b, c, s`` uniform in ``[1 - strength, 1 + strength]``. Equal input pixels stay equal.
+    """
+    b, c, sat = rng.uniform(1.0 - strength, 1.0 + strength, size=3)
+    out = []
+    for image in images:
+        x = image.astype(np.float32) / 255.0
+        x = (x * b - 0.5) * c + 0.5
+        grey = x @ np.array([0.299, 0.587, 0.114], np.float32)
+        x = grey[..., None] + sat * (x - grey[..., None])
+        out.append((np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+    return out
 
 
 def default_root() -> Path:
@@ -65,13 +86,14 @@ def default_root() -> Path:
 class SyntheticFaces(Dataset):
     """One split of the synthetic data set as tensors (see the module docstring)."""
 
-    def __init__(self, root: Path, indices: Sequence[int], fields: Sequence[str], augment: FaceAugment | None, heatmap_size: int, sigma: float, seed: int) -> None:
+    def __init__(self, root: Path, indices: Sequence[int], fields: Sequence[str], augment: FaceAugment | None, heatmap_size: int, sigma: float, seed: int, colour: float = 0.0) -> None:
         self.fields = tuple(fields)
         stored = set(self.fields)
         if augment is not None and "edge_lines" in stored:  # redrawn from the augmented landmarks
             stored = (stored - {"edge_lines"}) | {"landmarks"}
         self.data = SyntheticDataset(root, fields=tuple(f for f in ALL_FIELDS if f in stored))
         self.indices, self.augment = list(indices), augment
+        self.colour = colour
         self.occluder_augment = None if augment is None else copy.copy(augment)
         if self.occluder_augment is not None:
             self.occluder_augment.label_lut = None  # occluder codes have no sides
@@ -105,6 +127,10 @@ class SyntheticFaces(Dataset):
         if moved is None and points is not None:  # landmarks without any image field
             self.rng.bit_generator.state = copy.deepcopy(state)
             moved = list(self.augment(blank, None, points, vis, self.rng)[2:])  # type: ignore[misc]
+        if self.colour > 0:
+            keys = [k for k in _IMAGES if k in raw]
+            for key, image in zip(keys, colour_jitter([raw[k] for k in keys], self.rng, self.colour)):
+                raw[key] = image
         if points is not None and moved is not None:
             raw["landmarks"] = moved[0]
             if vis is not None:
@@ -225,8 +251,9 @@ class SyntheticDataModule(L.LightningDataModule):
 
     def split_indices(self, split: str) -> list[int]:
         """Sample indices of ``split`` (all pictures of the identities assigned to it)."""
-        identities = SyntheticDataset(self.root, fields=()).identities
-        return [i for i, ident in enumerate(identities.tolist()) if identity_split(ident, self.val_fraction, self.test_fraction) == split]
+        identities = SyntheticDataset(self.root, fields=()).identities.tolist()
+        assignment = identity_splits(identities, self.val_fraction, self.test_fraction)
+        return [i for i, ident in enumerate(identities) if assignment[ident] == split]
 
     def setup(self, stage: str | None = None) -> None:
         if self.generate and not (self.root / "manifest.json").is_file():  # used without a Trainer
@@ -234,8 +261,11 @@ class SyntheticDataModule(L.LightningDataModule):
         for split in SPLITS:
             if split in self.datasets:
                 continue
-            augment = FaceAugment(label_flip=CELEBAMASK_FLIP, **self.augment_options) if (split == "train" and self.augment_train) else None
-            self.datasets[split] = SyntheticFaces(self.root, self.split_indices(split), self.fields, augment, self.heatmap_size, self.sigma, self.seed)
+            train = split == "train" and self.augment_train
+            options = {k: v for k, v in self.augment_options.items() if k != "colour_jitter"}
+            augment = FaceAugment(label_flip=CELEBAMASK_FLIP, colour_jitter=0.0, **options) if train else None
+            colour = self.augment_options["colour_jitter"] if train else 0.0
+            self.datasets[split] = SyntheticFaces(self.root, self.split_indices(split), self.fields, augment, self.heatmap_size, self.sigma, self.seed, colour)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if split not in self.datasets:

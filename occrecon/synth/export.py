@@ -2,7 +2,7 @@
 
 The exported folders are read by ``datamodules.celebamask_hq``, ``datamodules.w300`` and
 ``datamodules.lfw`` unchanged. Every export uses ``I_in`` (the occluded image) and its
-annotations; the split of a sample is the split of its identity (:func:`identity_split`).
+annotations; the split of a sample is the split of its identity (``occrecon.synth.reader.identity_splits`` with the default 80/10/10).
 
 * ``celebamask_hq``: ``CelebA-HQ-img/<i>.jpg`` (JPEG q95), ``CelebAMask-HQ-mask-anno/<i // 2000>/
   <i:05d>_<part>.png`` binary masks (0/255) of ``parsing_in`` (``skin`` always written),
@@ -37,7 +37,7 @@ from PIL import Image
 from occrecon.errors import ConfigError
 from occrecon.labels import CELEBAMASK_CLASSES
 from occrecon.synth.fields import GLASSES_CODES
-from occrecon.synth.reader import SyntheticDataset, identity_split
+from occrecon.synth.reader import SyntheticDataset, identity_splits
 from occrecon.utils.io import atomic_write_bytes, atomic_write_text, write_png
 from occrecon.utils.seeding import numpy_generator
 
@@ -87,12 +87,13 @@ def _meta(dataset: SyntheticDataset) -> list[dict[str, np.ndarray]]:
 def export_celebamask_hq(dataset: SyntheticDataset, out: Path) -> None:
     """Write ``dataset`` in the CelebAMask-HQ layout under ``out`` (see the module docstring)."""
     meta = _meta(dataset)
+    splits = identity_splits(dataset.identities)
     counters = dict.fromkeys(CELEBA_SPLIT_START, 0)
     mapping, partition, attributes, poses = ["idx orig_idx orig_file"], [], [], []
     images = SyntheticDataset(dataset.root, fields=("I_in", "parsing_in"))
     for i, m in enumerate(meta):
         sample = images[i]
-        split = identity_split(int(m["identity"]))
+        split = splits[int(m["identity"])]
         orig_idx = CELEBA_SPLIT_START[split] + counters[split]
         counters[split] += 1
         mapping.append(f"{i} {orig_idx} {orig_idx + 1:06d}.jpg")
@@ -125,9 +126,10 @@ def export_300w(dataset: SyntheticDataset, out: Path) -> None:
     for folder in W300_FOLDERS:
         (out / folder).mkdir(parents=True, exist_ok=True)
     data = SyntheticDataset(dataset.root, fields=("I_in", "landmarks", "identity", "camera_pose", "hand"))
+    splits = identity_splits(dataset.identities)
     for i in range(len(data)):
         s = data[i]
-        if identity_split(int(s["identity"])) == "train":
+        if splits[int(s["identity"])] == "train":
             folder = "helen/trainset"
         else:
             easy = abs(float(np.degrees(s["camera_pose"][1]))) <= 30.0 and not bool(s["hand"])

@@ -28,12 +28,23 @@ ALL_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS) + tuple(DERIVED_FIEL
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
-def identity_split(identity: int, val_fraction: float = 0.1, test_fraction: float = 0.1) -> str:
-    """Split (``train``/``val``/``test``) of an identity: a fixed hash of the id, so every picture of a
-    person lands in the same split whatever the data set size or seed, and growing ``n`` never moves
-    an identity to another split."""
-    u = derive_seed("occrecon-synth-split", int(identity)) / float(2**63)
-    return "test" if u < test_fraction else ("val" if u < test_fraction + val_fraction else "train")
+def identity_splits(identities: Iterable[int], val_fraction: float = 0.1, test_fraction: float = 0.1) -> dict[int, str]:
+    """Assign each identity to ``train``/``val``/``test`` (all pictures of a person in one split).
+
+    Identities are ordered by a fixed hash of their id (independent of the seed); the first
+    ``round(K * test_fraction)`` go to test, the next ``round(K * val_fraction)`` to val, the rest to
+    train, where ``K`` is the number of identities. A non-zero fraction gets at least one identity
+    once ``K >= 3``, so small data sets never have an empty val or test split.
+    """
+    ids = sorted(set(int(i) for i in identities), key=lambda i: derive_seed("occrecon-synth-split", i))
+    count = len(ids)
+
+    def share(fraction: float) -> int:
+        return max(1, round(count * fraction)) if (fraction > 0 and count >= 3) else round(count * fraction)
+
+    n_test = share(test_fraction)
+    n_val = min(share(val_fraction), count - n_test)
+    return {i: ("test" if k < n_test else "val" if k < n_test + n_val else "train") for k, i in enumerate(ids)}
 
 
 def load_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
