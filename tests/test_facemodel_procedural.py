@@ -155,3 +155,13 @@ def test_deterministic_rebuild(data):
     again = procedural.procedural_face_data()
     for name in ("mean_shape", "id_basis", "exp_basis", "albedo_basis", "triangles", "landmark_indices", "region_labels"):
         assert np.array_equal(getattr(again, name), getattr(data, name)), name
+
+
+def test_factory_loads_and_truncates():
+    from occrecon.facemodel import load_face_model
+
+    model = load_face_model("procedural", n_id=10, n_exp=6, n_tex=8)
+    assert (model.n_id, model.n_exp, model.n_tex) == (10, 6, 8)
+    assert model.expression_names[:4] == ("jaw_open", "smile", "brow_raise", "eye_close")
+    assert model.layout("paper").size == 10 + 6 + 8 + 9 + 6
+    assert model.mm_per_unit == 100.0

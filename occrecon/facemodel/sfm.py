@@ -19,7 +19,8 @@ centroid (SFM's origin is at the nose tip; Deep3D re-centres BFM the same way); 
 sqrt(eigenvalue) (eos's rescaled basis: unit Gaussian prior), first ``min(n_id, 63)`` modes;
 expression basis = blendshape offsets x :data:`BLENDSHAPE_SIGMA` (one standard deviation = half
 of a full expression); missing jaw landmarks (iBUG 1-8, 10-17) are 8 vertices per side picked at
-equal arc length along the model contour from the height of the outer eye corners to the chin; the missing inner mouth
+equal arc length along the model contour from the height of the outer eye corners down to the chin
+(contour vertices lower than the chin vertex are skipped); the missing inner mouth
 corners (iBUG 61, 65) are the vertices nearest to the mean of the outer corner and the two
 adjacent inner-lip points; the mirror map beyond the 845 reference vertices is the nearest
 vertex to the reflected mean within 3 mm (else -1; the reference pairs themselves are symmetric
@@ -176,7 +177,8 @@ def _contour_landmarks(mean: np.ndarray, contour: list[int], chin: int, top_y: f
     if pts[0, 1] < pts[-1, 1]:  # make it run from the top (temple) down to the chin
         contour, pts = contour[::-1], pts[::-1]
     start = int(np.argmin(np.abs(pts[:, 1] - top_y)))
-    contour, pts = contour[start:], pts[start:]
+    keep = [i for i in range(start, len(contour)) if pts[i, 1] > mean[chin, 1]]  # the chin is the lowest point
+    contour, pts = [contour[i] for i in keep], pts[keep]
     path = np.concatenate([pts, mean[chin][None]], axis=0)
     arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(path, axis=0), axis=1))])
     targets = arc[-1] * np.arange(8) / 8.0
