@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from occrecon.facemodel.layout import Coefficients, CoefficientLayout
+from occrecon.facemodel import CoefficientLayout, Coefficients, MorphableModel, load_face_model
 from occrecon.geometry.camera import ScaledOrthographicCamera
 from occrecon.geometry.lighting import shade_pixels
 from occrecon.labels import CELEBAMASK
@@ -42,18 +42,6 @@ from occrecon.synth.details import detailed_depth, detailed_normals, encode_bump
 from occrecon.synth.fields import GLASSES_CODES, OCCLUDER_CODES
 from occrecon.synth.occluders import GlassesMesh, build_glasses, hair_layer, hand_layer, sample_glasses_style
 from occrecon.utils.seeding import numpy_generator, torch_generator
-
-
-def load_face_model(name: str, model_dir: str | None = None) -> torch.nn.Module:
-    """The face model of the config (``occrecon.facemodel.load_face_model`` once it exists)."""
-    try:
-        from occrecon.facemodel import load_face_model as load
-    except ImportError:  # transitional: the facemodel package has no loader yet
-        from occrecon.facemodel.morphable import MorphableModel
-        from occrecon.facemodel.procedural import procedural_face_data
-
-        return MorphableModel(procedural_face_data())
-    return load(name, model_dir)
 
 
 def describe_scene(config: SynthConfig) -> dict[str, Any]:
@@ -95,7 +83,7 @@ class _Draw:
 class SceneContext:
     """Face model, camera and renderer for one config (built once per worker process)."""
 
-    def __init__(self, config: SynthConfig, model: torch.nn.Module) -> None:
+    def __init__(self, config: SynthConfig, model: MorphableModel) -> None:
         self.config, self.model = config, model
         self.layout: CoefficientLayout = model.layout("paper")
         self.camera = ScaledOrthographicCamera(image_size=config.size)
