@@ -89,6 +89,16 @@ def test_resume_mid_epoch_after_crash_is_exact(uninterrupted: dict[str, torch.Te
     assert_equal_params(weights(resumed), uninterrupted)
 
 
+def test_step_based_run_stopped_mid_epoch_resumes_exactly(
+    uninterrupted: dict[str, torch.Tensor], run_root: Path
+) -> None:
+    # max_steps instead of epochs: stop after 10 steps (epoch 1, batch 2), continue to 16.
+    first = fit(run_root, "steps", "trainer.max_epochs=-1", "trainer.max_steps=10")
+    assert torch.load(first, map_location="cpu", weights_only=True)["global_step"] == 10
+    resumed = fit(run_root, "steps", "trainer.max_epochs=-1", "trainer.max_steps=16", "run.resume=true")
+    assert_equal_params(weights(resumed), uninterrupted)
+
+
 def test_rng_state_is_what_makes_resume_exact(uninterrupted: dict[str, torch.Tensor], run_root: Path) -> None:
     """Control: the same resume without the saved RNG states does not reproduce the run."""
     ckpt = fit(run_root, "norng", "trainer.max_epochs=1")

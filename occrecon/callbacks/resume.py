@@ -16,10 +16,11 @@ its first batch. Two pieces close those gaps:
 States are stored as tensors and plain Python values, so checkpoints load with
 ``torch.load(weights_only=True)``.
 
-Limits: under DDP only rank 0's RNG states are saved (every rank gets them back; exact when the
-ranks' main-process streams agree, as they do with one seed). An iteration-based run
-(``max_steps``) checkpointed exactly at an epoch end resumes at the next epoch with the saved
-RNG state, which is exact too; skipping is only applied while an epoch is unfinished.
+Tested (``tests/test_resume.py``): resume after an epoch, after a crash mid-epoch (from a step
+checkpoint) and of a ``max_steps`` run stopped mid-epoch all end bit-identical to the
+uninterrupted run. Limit: under DDP only rank 0's RNG states are saved and every rank gets them
+back, which is exact when the ranks' main-process random streams agree (same seed, as
+``seed_everything`` gives them).
 """
 
 from __future__ import annotations
