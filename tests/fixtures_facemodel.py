@@ -9,12 +9,22 @@ import numpy as np
 from scipy.io import savemat
 
 REPO = Path(__file__).resolve().parents[1]
-SFM_FILES = ("sfm_shape_3448.bin", "expression_blendshapes_3448.bin", "ibug_to_sfm.txt", "sfm_model_contours.json", "sfm_reference_symmetry.txt")
+SFM_FILES = (
+    "sfm_shape_3448.bin",
+    "expression_blendshapes_3448.bin",
+    "ibug_to_sfm.txt",
+    "sfm_model_contours.json",
+    "sfm_reference_symmetry.txt",
+)
 
 
 def sfm_dir() -> Path | None:
     """The shared Surrey Face Model folder (``$OCCRECON_SFM_DIR`` or ``../shared/facemodels/sfm``), or None."""
-    candidates = [os.environ.get("OCCRECON_SFM_DIR"), REPO.parent / "shared" / "facemodels" / "sfm", Path("/work/shared/facemodels/sfm")]
+    candidates = [
+        os.environ.get("OCCRECON_SFM_DIR"),
+        REPO.parent / "shared" / "facemodels" / "sfm",
+        Path("/work/shared/facemodels/sfm"),
+    ]
     for c in candidates:
         if c and all((Path(c) / f).is_file() for f in SFM_FILES):
             return Path(c)

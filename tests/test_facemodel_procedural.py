@@ -126,7 +126,10 @@ def test_eye_close_moves_upper_lids_down(data):
     upper, lower = dy[[37, 38, 43, 44]], dy[[41, 40, 47, 46]]
     assert (upper < -0.02).all()
     assert (np.abs(lower) < 0.35 * np.abs(upper)).all() and np.abs(dy[48:68]).max() < 1e-6
-    assert (after[[37, 38, 43, 44], 1] - after[[41, 40, 47, 46], 1] < 0.6 * (before[[37, 38, 43, 44], 1] - before[[41, 40, 47, 46], 1])).all()
+    assert (
+        after[[37, 38, 43, 44], 1] - after[[41, 40, 47, 46], 1]
+        < 0.6 * (before[[37, 38, 43, 44], 1] - before[[41, 40, 47, 46], 1])
+    ).all()
 
 
 def test_smile_and_brow_raise(data):
@@ -144,7 +147,10 @@ def test_albedo_ranges_and_named_modes(data):
         assert (a + 3 * b[:, :, k]).min() >= 0 and (a - 3 * b[:, :, k]).max() <= 1
     skin = data.region_labels == L["skin"]
     assert (b[skin, :, 0].sum(1) < 0).all()  # mode 0: skin tone light -> dark
-    lips, brows = np.isin(data.region_labels, [L["u_lip"], L["l_lip"]]), np.isin(data.region_labels, [L["l_brow"], L["r_brow"]])
+    lips, brows = (
+        np.isin(data.region_labels, [L["u_lip"], L["l_lip"]]),
+        np.isin(data.region_labels, [L["l_brow"], L["r_brow"]]),
+    )
     ratio = lambda m: (a[m, 0] / a[m, 1]).mean()  # noqa: E731
     assert ratio(lips) > ratio(skin) + 0.3  # lips are redder than skin
     assert a[brows].mean() < a[skin].mean() - 0.3
@@ -153,7 +159,15 @@ def test_albedo_ranges_and_named_modes(data):
 def test_deterministic_rebuild(data):
     procedural._build.cache_clear()
     again = procedural.procedural_face_data()
-    for name in ("mean_shape", "id_basis", "exp_basis", "albedo_basis", "triangles", "landmark_indices", "region_labels"):
+    for name in (
+        "mean_shape",
+        "id_basis",
+        "exp_basis",
+        "albedo_basis",
+        "triangles",
+        "landmark_indices",
+        "region_labels",
+    ):
         assert np.array_equal(getattr(again, name), getattr(data, name)), name
 
 

@@ -42,7 +42,9 @@ def test_model_units_frame_and_bases(model):
     assert 1.3 < width < 1.7  # decimetres (the file is in millimetres)
     raw = sfm_reader.read_sfm_shape(SFM / sfm_reader.SHAPE_FILE)
     col = model.id_basis[:, :, 0].reshape(-1).double()
-    assert torch.isclose(col.norm(), torch.tensor(np.sqrt(raw["eigenvalues"][0]) * 0.01, dtype=torch.float64), rtol=1e-4)
+    assert torch.isclose(
+        col.norm(), torch.tensor(np.sqrt(raw["eigenvalues"][0]) * 0.01, dtype=torch.float64), rtol=1e-4
+    )
     # +z towards the camera: the nose tip is the most forward landmark and its normal faces +z
     lm = model.landmark_indices
     assert model.mean_shape[lm, 2].argmax() == 30
@@ -90,7 +92,13 @@ def test_expressions_and_albedo(model):
 
 @needs_sfm
 def test_truncated_or_missing_files_fail_clearly(tmp_path):
-    for name in sfm_reader.SHAPE_FILE, sfm_reader.BLENDSHAPE_FILE, sfm_reader.LANDMARK_FILE, sfm_reader.CONTOUR_FILE, sfm_reader.SYMMETRY_FILE:
+    for name in (
+        sfm_reader.SHAPE_FILE,
+        sfm_reader.BLENDSHAPE_FILE,
+        sfm_reader.LANDMARK_FILE,
+        sfm_reader.CONTOUR_FILE,
+        sfm_reader.SYMMETRY_FILE,
+    ):
         shutil.copy(SFM / name, tmp_path / name)
     data = (tmp_path / sfm_reader.SHAPE_FILE).read_bytes()
     (tmp_path / sfm_reader.SHAPE_FILE).write_bytes(data[: len(data) // 2])
@@ -115,7 +123,9 @@ def test_malformed_small_files(tmp_path):
     with pytest.raises(DataFormatError, match="landmark_mappings"):
         sfm_reader.read_ibug_mapping(toml)
     blend = tmp_path / "blend.bin"
-    blend.write_bytes(np.array([1], "<u8").tobytes() + np.array([3], "<u8").tobytes() + b"abc" + np.array([6, 2], "<i4").tobytes())
+    blend.write_bytes(
+        np.array([1], "<u8").tobytes() + np.array([3], "<u8").tobytes() + b"abc" + np.array([6, 2], "<i4").tobytes()
+    )
     with pytest.raises(DataFormatError, match="blend.bin"):
         sfm_reader.read_sfm_blendshapes(blend)
     with pytest.raises(MissingAssetError, match="eos"):

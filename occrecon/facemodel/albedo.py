@@ -23,7 +23,9 @@ IRIS, PUPIL = (0.33, 0.24, 0.16), (0.05, 0.04, 0.04)
 IRIS_RADIUS, PUPIL_RADIUS = 0.045, 0.018  # decimetres
 
 
-def smooth_blobs(xy: np.ndarray, weight: np.ndarray, rng: np.random.Generator, n: int, sigma: tuple[float, float], mirrored: bool) -> np.ndarray:
+def smooth_blobs(
+    xy: np.ndarray, weight: np.ndarray, rng: np.random.Generator, n: int, sigma: tuple[float, float], mirrored: bool
+) -> np.ndarray:
     """A smooth random scalar field ``[V]`` on the face front, ``max |value| = 1``.
 
     Args:
@@ -44,7 +46,12 @@ def smooth_blobs(xy: np.ndarray, weight: np.ndarray, rng: np.random.Generator, n
 
 
 def albedo_model(
-    xy: np.ndarray, labels: np.ndarray, eye_centres: np.ndarray, front: np.ndarray, rng: np.random.Generator, n_tex: int = 80
+    xy: np.ndarray,
+    labels: np.ndarray,
+    eye_centres: np.ndarray,
+    front: np.ndarray,
+    rng: np.random.Generator,
+    n_tex: int = 80,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Albedo mean ``[V, 3]`` and basis ``[V, 3, n_tex]`` from region labels.
 

@@ -41,7 +41,14 @@ from occrecon.facemodel.morphable import FaceModelData
 from occrecon.labels import CELEBAMASK as L
 
 FRONT_FILE = "BFM_model_front.mat"
-RAW_FILES = ("01_MorphableModel.mat", "Exp_Pca.bin", "std_exp.txt", "BFM_exp_idx.mat", "BFM_front_idx.mat", "facemodel_info.mat")
+RAW_FILES = (
+    "01_MorphableModel.mat",
+    "Exp_Pca.bin",
+    "std_exp.txt",
+    "BFM_exp_idx.mat",
+    "BFM_front_idx.mat",
+    "facemodel_info.mat",
+)
 HOW_TO_GET = (
     "Register at https://faces.dmi.unibas.ch/bfm/ to download the Basel Face Model 2009 "
     "(PublicMM1/01_MorphableModel.mat); get Exp_Pca.bin (Guo et al., CoarseData) and Deep3DFaceRecon_pytorch's "
@@ -62,7 +69,9 @@ def _loadmat(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     try:
         mat = loadmat(str(path))
     except (MatReadError, ValueError, NotImplementedError, OSError) as err:
-        raise DataFormatError(path, "a MATLAB v5/v7 .mat file (scipy.io.loadmat; re-save v7.3 files with -v7)", got=str(err)) from err
+        raise DataFormatError(
+            path, "a MATLAB v5/v7 .mat file (scipy.io.loadmat; re-save v7.3 files with -v7)", got=str(err)
+        ) from err
     missing = [k for k in keys if k not in mat]
     if missing:
         raise DataFormatError(path, f"variables {list(keys)}", got=f"missing {missing}")
@@ -73,7 +82,9 @@ def _index(mat: dict[str, Any], key: str, path: Path, bound: int) -> np.ndarray:
     """1-based MATLAB indices -> 0-based int64, checked against ``[0, bound)``."""
     idx = np.asarray(mat[key]).astype(np.int64) - 1
     if idx.size and (idx.min() < 0 or idx.max() >= bound):
-        raise DataFormatError(path, f"1-based '{key}' indices in [1, {bound}]", got=f"[{idx.min() + 1}, {idx.max() + 1}]")
+        raise DataFormatError(
+            path, f"1-based '{key}' indices in [1, {bound}]", got=f"[{idx.min() + 1}, {idx.max() + 1}]"
+        )
     return idx
 
 
@@ -148,11 +159,15 @@ def read_exp_pca(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """``Exp_Pca.bin`` -> ``expMU [3N]``, ``expPC [3N, k]`` (see the module docstring)."""
     data = path.read_bytes()
     if len(data) < 4:
-        raise DataFormatError(path, "int32 component count k, then float32 expMU [3N] and expPC [k, 3N]", got=f"{len(data)} bytes")
+        raise DataFormatError(
+            path, "int32 component count k, then float32 expMU [3N] and expPC [k, 3N]", got=f"{len(data)} bytes"
+        )
     k = int(np.frombuffer(data, "<i4", 1)[0])
     floats = (len(data) - 4) // 4
     if k <= 0 or (len(data) - 4) % 4 or floats % (3 * (k + 1)):
-        raise DataFormatError(path, "int32 k > 0, then (k + 1) * 3N float32 values", got=f"k = {k}, {len(data) - 4} further bytes")
+        raise DataFormatError(
+            path, "int32 k > 0, then (k + 1) * 3N float32 values", got=f"k = {k}, {len(data) - 4} further bytes"
+        )
     n3 = floats // (k + 1)
     values = np.frombuffer(data, "<f4", floats, offset=4).astype(np.float64)
     return values[:n3], values[n3:].reshape(k, n3).T
@@ -169,13 +184,21 @@ def load_bfm09_raw(model_dir: str | Path, n_id: int = 80, n_exp: int = 64, n_tex
     except ValueError as err:
         raise DataFormatError(paths["std_exp.txt"], "one standard deviation per line", got=str(err)) from err
     if len(exp_ev) != exp_pc.shape[1]:
-        raise DataFormatError(paths["std_exp.txt"], f"{exp_pc.shape[1]} values (one per Exp_Pca.bin component)", got=str(len(exp_ev)))
+        raise DataFormatError(
+            paths["std_exp.txt"], f"{exp_pc.shape[1]} values (one per Exp_Pca.bin component)", got=str(len(exp_ev))
+        )
     n_bfm = np.asarray(bfm["shapeMU"]).size // 3
     n_exp_vertices = exp_pc.shape[0] // 3
-    trim = _index(_loadmat(paths["BFM_exp_idx.mat"], ("trimIndex",)), "trimIndex", paths["BFM_exp_idx.mat"], n_bfm).reshape(-1)
-    front = _index(_loadmat(paths["BFM_front_idx.mat"], ("idx",)), "idx", paths["BFM_front_idx.mat"], n_exp_vertices).reshape(-1)
+    trim = _index(
+        _loadmat(paths["BFM_exp_idx.mat"], ("trimIndex",)), "trimIndex", paths["BFM_exp_idx.mat"], n_bfm
+    ).reshape(-1)
+    front = _index(
+        _loadmat(paths["BFM_front_idx.mat"], ("idx",)), "idx", paths["BFM_front_idx.mat"], n_exp_vertices
+    ).reshape(-1)
     if len(trim) != n_exp_vertices:
-        raise DataFormatError(paths["BFM_exp_idx.mat"], f"{n_exp_vertices} trimIndex entries (Exp_Pca.bin vertices)", got=str(len(trim)))
+        raise DataFormatError(
+            paths["BFM_exp_idx.mat"], f"{n_exp_vertices} trimIndex entries (Exp_Pca.bin vertices)", got=str(len(trim))
+        )
     shape_index = trim[front]
 
     def select(flat: np.ndarray, index: np.ndarray, scale: np.ndarray | float) -> np.ndarray:

@@ -13,7 +13,9 @@ from occrecon.facemodel.procedural import procedural_face_data
 FACE_MODELS: tuple[str, ...] = ("procedural", "sfm", "bfm")
 
 
-def truncate(data: FaceModelData, n_id: int | None = None, n_exp: int | None = None, n_tex: int | None = None) -> FaceModelData:
+def truncate(
+    data: FaceModelData, n_id: int | None = None, n_exp: int | None = None, n_tex: int | None = None
+) -> FaceModelData:
     """Keep the leading ``n_id / n_exp / n_tex`` modes (``None``: all)."""
     return replace(
         data,
@@ -40,7 +42,9 @@ def load_face_model_data(name: str, model_dir: str | Path | None = None, bfm_sou
     if bfm_source not in ("auto", "front", "raw"):
         raise ConfigError(f"bfm_source must be 'auto', 'front' or 'raw', got {bfm_source!r}")
     front = model_dir / bfm.FRONT_FILE
-    if bfm_source == "front" or (bfm_source == "auto" and (front.is_file() or not (model_dir / bfm.RAW_FILES[0]).is_file())):
+    if bfm_source == "front" or (
+        bfm_source == "auto" and (front.is_file() or not (model_dir / bfm.RAW_FILES[0]).is_file())
+    ):
         return bfm.load_bfm_front(front)
     return bfm.load_bfm09_raw(model_dir)
 

@@ -99,7 +99,14 @@ class CoefficientLayout:
     @classmethod
     def deep3d(cls, n_id: int, n_exp: int, n_tex: int) -> CoefficientLayout:
         """Deep3DFaceRecon's layout: ``id | exp | tex | angles 3 | gamma 27 | trans 3``."""
-        groups = (("id", n_id), ("exp", n_exp), ("tex", n_tex), ("angles", NUM_ANGLES), ("gamma", 3 * NUM_SH), ("trans", 3))
+        groups = (
+            ("id", n_id),
+            ("exp", n_exp),
+            ("tex", n_tex),
+            ("angles", NUM_ANGLES),
+            ("gamma", 3 * NUM_SH),
+            ("trans", 3),
+        )
         return cls("deep3d", groups)
 
     @classmethod
@@ -138,7 +145,11 @@ class CoefficientLayout:
         g = {name: y[:, s] for name, s in self.slices.items()}
         if self.kind == "paper":
             pose = g["pose"]
-            angles, scale, translation = pose[:, :NUM_ANGLES], pose[:, NUM_ANGLES : NUM_ANGLES + 1], pose[:, NUM_ANGLES + 1 :]
+            angles, scale, translation = (
+                pose[:, :NUM_ANGLES],
+                pose[:, NUM_ANGLES : NUM_ANGLES + 1],
+                pose[:, NUM_ANGLES + 1 :],
+            )
         else:
             angles, translation = g["angles"], g["trans"]
             scale = y.new_zeros(y.shape[0], 1)
@@ -148,18 +159,33 @@ class CoefficientLayout:
         """Inverse of :meth:`split`: concatenate the groups back into ``[B, size]``."""
         c = coefficients
         if self.kind == "paper":
-            parts = {"id": c.id, "exp": c.exp, "tex": c.tex, "gamma": c.gamma, "pose": torch.cat([c.angles, c.scale, c.translation], 1)}
+            parts = {
+                "id": c.id,
+                "exp": c.exp,
+                "tex": c.tex,
+                "gamma": c.gamma,
+                "pose": torch.cat([c.angles, c.scale, c.translation], 1),
+            }
         else:
             if bool((c.scale != 0).any()):
                 raise ConfigError("the deep3d layout has a fixed focal length: Coefficients.scale must be zero")
-            parts = {"id": c.id, "exp": c.exp, "tex": c.tex, "angles": c.angles, "gamma": c.gamma, "trans": c.translation}
+            parts = {
+                "id": c.id,
+                "exp": c.exp,
+                "tex": c.tex,
+                "angles": c.angles,
+                "gamma": c.gamma,
+                "trans": c.translation,
+            }
         for name, size in self.groups:
             tensor = parts[name]
             if tensor.dim() != 2 or tensor.shape[1] != size:
                 raise ShapeError(f"coefficients.{name}", f"[B, {size}]", tuple(tensor.shape))
         return torch.cat([parts[name] for name, _ in self.groups], dim=1)
 
-    def zeros(self, batch: int, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    def zeros(
+        self, batch: int, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
+    ) -> torch.Tensor:
         """``[batch, size]`` zeros: the mean face, frontal, centred, ambient light only."""
         return torch.zeros(batch, self.size, device=device, dtype=dtype)
 

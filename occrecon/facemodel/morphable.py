@@ -171,7 +171,9 @@ class MorphableModel(nn.Module):
         """``S = S_mean + B_id alpha + B_exp beta``: ``[B, K_id], [B, K_exp] -> [B, V, 3]``."""
         check_shape(id_coeffs, ["B", self.n_id], "id_coeffs")
         check_shape(exp_coeffs, [id_coeffs.shape[0], self.n_exp], "exp_coeffs")
-        offset = torch.einsum("vck,bk->bvc", self.id_basis, id_coeffs) + torch.einsum("vck,bk->bvc", self.exp_basis, exp_coeffs)
+        offset = torch.einsum("vck,bk->bvc", self.id_basis, id_coeffs) + torch.einsum(
+            "vck,bk->bvc", self.exp_basis, exp_coeffs
+        )
         return self.mean_shape + offset
 
     def albedo(self, tex_coeffs: torch.Tensor) -> torch.Tensor:
@@ -218,7 +220,9 @@ class MorphableModel(nn.Module):
 
 def _check_array(array: np.ndarray, shape: tuple[int | None, ...], name: str) -> None:
     array = np.asarray(array)
-    ok = array.ndim == len(shape) and all(want is None or want == got for want, got in zip(shape, array.shape))
+    ok = array.ndim == len(shape) and all(
+        want is None or want == got for want, got in zip(shape, array.shape, strict=True)
+    )
     if not ok:
         expected = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
         raise ShapeError(name, expected, tuple(array.shape))

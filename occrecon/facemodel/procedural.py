@@ -37,7 +37,6 @@ N_ID, N_EXP, N_TEX = 80, 64, 80
 SEED_KEY = "occrecon-procedural-face-v1"
 
 
-
 def mirror_map(grid: ps.Grid) -> np.ndarray:
     """``[V]`` index of each vertex's mirror image (exact: the grid is symmetric by construction)."""
     rows, cols = grid.shape
@@ -60,7 +59,7 @@ def region_labels(c: ps.Construction) -> np.ndarray:
     left = c.x0 < 0  # image left (subject's right): the l_ labels
     labels[c.row < c.grid.chin_row] = L["neck"]
     nose_tip = ps.NOSE_TIP_Y
-    nose = front & (ps._nose(c, p) > 0.035) & (c.y0 > nose_tip - 0.1) & (c.y0 < ps.NOSE_ROOT_Y + 0.03)
+    nose = front & (ps.nose_relief(c, p) > 0.035) & (c.y0 > nose_tip - 0.1) & (c.y0 < ps.NOSE_ROOT_Y + 0.03)
     labels[nose] = L["nose"]
     xe = np.abs(c.x0) - ps.EYE_X
     arch = np.clip(1.0 - ((xe - 0.01) / 0.2) ** 2, 0.0, None)
@@ -86,7 +85,6 @@ def _nearest(c: ps.Construction, candidates: np.ndarray, x: float, y: float) -> 
 
 def landmark_indices(c: ps.Construction, labels: np.ndarray, mean: np.ndarray, mirror: np.ndarray) -> np.ndarray:
     """68 iBUG landmarks: image-left and mid-line points by construction, the rest by mirroring."""
-    p = dict(ps.DEFAULTS)
     front = (c.front > 0.1) & (c.row >= c.grid.chin_row)
     centre = c.col == (c.grid.shape[1] - 1) // 2
     lm = np.full(NUM_LANDMARKS_68, -1, dtype=np.int64)
@@ -95,36 +93,47 @@ def landmark_indices(c: ps.Construction, labels: np.ndarray, mean: np.ndarray, m
         s = k / 8.0
         x, y = -0.76 * np.cos(s * np.pi / 2) ** 0.8, 0.22 - 1.10 * np.sin(s * np.pi / 2) ** 1.5
         lm[k] = _nearest(c, front & is_label("skin") & ((c.col <= np.argmax(centre)) if k < 8 else centre), x, y)
-    for k, xe in zip(range(17, 22), np.linspace(0.19, -0.15, 5)):  # image-left brow, outer -> inner
+    for k, xe in zip(range(17, 22), np.linspace(0.19, -0.15, 5), strict=True):  # image-left brow, outer -> inner
         arch = max(0.0, 1.0 - ((xe - 0.01) / 0.2) ** 2)
         lm[k] = _nearest(c, is_label("l_brow"), -(ps.EYE_X + xe), ps.BROW_Y + 0.03 * arch)
-    for k, y in zip(range(27, 30), (0.30, 0.18, 0.07)):  # nose bridge
+    for k, y in zip(range(27, 30), (0.30, 0.18, 0.07), strict=True):  # nose bridge
         lm[k] = _nearest(c, centre & front, 0.0, y)
     nose_col = np.flatnonzero(centre & is_label("nose"))
     lm[30] = nose_col[np.argmax(mean[nose_col, 2])]  # nose tip: the most forward mid-line point
-    for k, (x, dy) in zip((31, 32, 33), ((-0.085, -0.075), (-0.045, -0.09), (0.0, -0.1))):
+    for k, (x, dy) in zip((31, 32, 33), ((-0.085, -0.075), (-0.045, -0.09), (0.0, -0.1)), strict=True):
         lm[k] = _nearest(c, front & (centre if x == 0 else c.x0 < 0), x, ps.NOSE_TIP_Y + dy)
-    eye_pts = {36: (1.0, 0.0), 37: (0.35, 0.95), 38: (-0.35, 0.95), 39: (-0.95, 0.0), 40: (-0.35, -0.95), 41: (0.35, -0.95)}
+    eye_pts = {
+        36: (1.0, 0.0),
+        37: (0.35, 0.95),
+        38: (-0.35, 0.95),
+        39: (-0.95, 0.0),
+        40: (-0.35, -0.95),
+        41: (0.35, -0.95),
+    }
     for k, (ex, frac) in eye_pts.items():
         ex = float(np.clip(ex, -0.9, 0.9))
         lens = 1.0 - ex**2
         h = ps.EYE_UPPER * lens**0.8 if frac > 0 else ps.EYE_LOWER * lens**0.9
         y = ps.EYE_Y + 0.008 * ex + frac * h
         lm[k] = _nearest(c, is_label("l_eye"), -(ps.EYE_X + ex * ps.EYE_HALF_WIDTH), y)
-    hu_all, hl_all = ps.lip_heights(c, p)
     half = ps.MOUTH_HALF_WIDTH
     lip = is_label("u_lip", "l_lip")
     lm[48] = _nearest(c, lip & (c.x0 < 0), -0.97 * half, ps.MOUTH_Y)
-    for k, x in zip((49, 50, 51), (-0.15, -0.06, 0.0)):
+    for k, x in zip((49, 50, 51), (-0.15, -0.06, 0.0), strict=True):
         hu = ps.UPPER_LIP_HEIGHT * (1 - (x / half) ** 2) ** 0.6 * (1 - 0.25 * np.exp(-0.5 * (x / 0.025) ** 2))
         lm[k] = _nearest(c, is_label("u_lip") & (centre if x == 0 else c.x0 < 0), x, ps.MOUTH_Y + 0.85 * hu)
-    for k, x in zip((57, 58, 59), (0.0, -0.07, -0.15)):
+    for k, x in zip((57, 58, 59), (0.0, -0.07, -0.15), strict=True):
         hl = ps.LOWER_LIP_HEIGHT * (1 - (x / half) ** 2) ** 0.5
         lm[k] = _nearest(c, is_label("l_lip") & (centre if x == 0 else c.x0 < 0), x, ps.MOUTH_Y - 0.85 * hl)
     m = c.grid.mouth_row
-    for k, x, row in ((60, -0.8 * half, m + 1), (61, -0.1, m + 1), (62, 0.0, m + 1), (66, 0.0, m - 1), (67, -0.1, m - 1)):
+    for k, x, row in (
+        (60, -0.8 * half, m + 1),
+        (61, -0.1, m + 1),
+        (62, 0.0, m + 1),
+        (66, 0.0, m - 1),
+        (67, -0.1, m - 1),
+    ):
         lm[k] = _nearest(c, (c.row == row) & (centre if x == 0 else c.x0 < 0), x, ps.MOUTH_Y)
-    del hu_all, hl_all
     for k in range(NUM_LANDMARKS_68):  # right half: the mirror image of the left half
         if lm[k] < 0:
             lm[k] = mirror[lm[FLIP_68[k]]]

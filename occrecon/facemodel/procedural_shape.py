@@ -144,7 +144,9 @@ def base_surface(grid: Grid) -> Construction:
     row, col = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
     base = np.stack([x, np.broadcast_to(y, x.shape), z], axis=-1).reshape(-1, 3)
     front = np.broadcast_to(np.clip(cz, 0.0, None)[None, :] ** 2, x.shape).reshape(-1)
-    return Construction(base, base[:, 0].copy(), base[:, 1].copy(), front.copy(), row.reshape(-1), col.reshape(-1), grid)
+    return Construction(
+        base, base[:, 0].copy(), base[:, 1].copy(), front.copy(), row.reshape(-1), col.reshape(-1), grid
+    )
 
 
 def eye_frame(c: Construction, p: dict[str, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -155,7 +157,7 @@ def eye_frame(c: Construction, p: dict[str, float]) -> tuple[np.ndarray, np.ndar
     ex = (np.abs(c.x0) - cx) / EYE_HALF_WIDTH
     dy = c.y0 - cy - 0.008 * ex  # outer corner a little higher than the inner one
     lens = np.clip(1.0 - ex**2, 0.0, None)
-    return ex, dy, EYE_UPPER * lens ** 0.8, EYE_LOWER * lens ** 0.9
+    return ex, dy, EYE_UPPER * lens**0.8, EYE_LOWER * lens**0.9
 
 
 def lip_heights(c: Construction, p: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -183,14 +185,15 @@ def _features(c: Construction, p: dict[str, float]) -> np.ndarray:
     dz += (0.04 + 0.02 * p["cheek_fullness"]) * _gauss(ax - 0.45, y - 0.08, 0.15, 0.13)  # cheekbones
     dz += 0.01 * p["cheek_fullness"] * _gauss(ax - 0.42, y + 0.25, 0.15, 0.15)
     dz += 0.02 * p["forehead"] * _gauss(x, y - 0.75, 0.4, 0.15)
-    dz += _nose(c, p)
+    dz += nose_relief(c, p)
     dz += _mouth_relief(c, p)
     dz += (0.05 + 0.02 * p["chin"]) * _gauss(x, y + 0.73, 0.15, 0.09)  # chin
     dz += -0.025 * _gauss(x, y + 0.56, 0.15, 0.035)  # labiomental fold
     return dz
 
 
-def _nose(c: Construction, p: dict[str, float]) -> np.ndarray:
+def nose_relief(c: Construction, p: dict[str, float]) -> np.ndarray:
+    """Nose height ``dz [V]``: a ridge from the root to the tip, a rounded tip and underside, alae."""
     x, y = c.x0, c.y0
     size = 1.0 + 0.15 * p["nose_size"]
     tip_y = NOSE_TIP_Y - 0.03 * p["nose_length"]
@@ -254,7 +257,11 @@ def _expression(c: Construction, p: dict[str, float], v: np.ndarray) -> np.ndarr
     ex, dy, hu, hl = eye_frame(c, p)
     above_lower = dy + hl  # height above the lower lid
     opening = hu + hl
-    drop = np.where(above_lower <= 0, 0.0, np.where(above_lower <= opening, above_lower, opening * np.exp(-(((above_lower - opening) / 0.08) ** 2))))
+    drop = np.where(
+        above_lower <= 0,
+        0.0,
+        np.where(above_lower <= opening, above_lower, opening * np.exp(-(((above_lower - opening) / 0.08) ** 2))),
+    )
     out[:, 1] -= 0.6 * p["eye_close"] * drop
     out[:, 2] += 0.01 * p["eye_close"] * drop / EYE_UPPER  # the lid sits in front of the eyeball
     return out

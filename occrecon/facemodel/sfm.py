@@ -10,7 +10,7 @@ free for non-commercial use and is never shipped with occrecon):
   interleaved per vertex, in millimetres.
 * ``expression_blendshapes_3448.bin`` — uint64 count, then per blendshape a string (uint64 length
   + bytes) and a matrix of offsets ``[3V, 1]`` (mm).
-* ``ibug_to_sfm.txt`` (TOML; 0-based vertex ids for 1-based iBUG points), ``sfm_model_contours.json``
+* ``ibug_to_sfm.txt`` (TOML syntax; 0-based vertex ids for 1-based iBUG points), ``sfm_model_contours.json``
   (jaw contour vertices), ``sfm_reference_symmetry.txt`` (1-based mirror vertex per line for the
   845 reference vertices).
 
@@ -32,7 +32,7 @@ only to about 2 mm); regions come from
 from __future__ import annotations
 
 import json
-import tomllib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +68,9 @@ class _Binary:
     def take(self, dtype: str, count: int, what: str) -> np.ndarray:
         size = np.dtype(dtype).itemsize * count
         if count < 0 or self.pos + size > len(self.data):
-            raise DataFormatError(self.path, f"{what} ({count} x {dtype}) at byte {self.pos}", got=f"a file of {len(self.data)} bytes")
+            raise DataFormatError(
+                self.path, f"{what} ({count} x {dtype}) at byte {self.pos}", got=f"a file of {len(self.data)} bytes"
+            )
         out = np.frombuffer(self.data, dtype=dtype, count=count, offset=self.pos)
         self.pos += size
         return out
@@ -92,7 +94,9 @@ class _Binary:
 
     def expect_end(self) -> None:
         if self.pos != len(self.data):
-            raise DataFormatError(self.path, f"end of file at byte {self.pos}", got=f"{len(self.data) - self.pos} trailing bytes")
+            raise DataFormatError(
+                self.path, f"end of file at byte {self.pos}", got=f"{len(self.data) - self.pos} trailing bytes"
+            )
 
 
 def _require(model_dir: Path, name: str) -> Path:
@@ -119,10 +123,20 @@ def read_sfm_shape(path: Path) -> dict[str, np.ndarray]:
     r.expect_end()
     n3 = mean.shape[0]
     if mean.shape[1] != 1 or n3 % 3 or basis.shape[0] != n3 or eig.size != basis.shape[1]:
-        raise DataFormatError(r.path, "mean [3V, 1], basis [3V, K], eigenvalues [K]", got=f"{mean.shape}, {basis.shape}, {eig.shape}")
+        raise DataFormatError(
+            r.path, "mean [3V, 1], basis [3V, K], eigenvalues [K]", got=f"{mean.shape}, {basis.shape}, {eig.shape}"
+        )
     if triangles.size and (triangles.min() < 0 or triangles.max() >= n3 // 3):
-        raise DataFormatError(r.path, f"triangle indices in [0, {n3 // 3})", got=f"[{triangles.min()}, {triangles.max()}]")
-    return {"mean": mean[:, 0], "basis": basis, "eigenvalues": eig.reshape(-1), "triangles": triangles, "texcoords": texcoords}
+        raise DataFormatError(
+            r.path, f"triangle indices in [0, {n3 // 3})", got=f"[{triangles.min()}, {triangles.max()}]"
+        )
+    return {
+        "mean": mean[:, 0],
+        "basis": basis,
+        "eigenvalues": eig.reshape(-1),
+        "triangles": triangles,
+        "texcoords": texcoords,
+    }
 
 
 def read_sfm_blendshapes(path: Path) -> tuple[list[str], np.ndarray]:
@@ -141,12 +155,31 @@ def read_sfm_blendshapes(path: Path) -> tuple[list[str], np.ndarray]:
 
 
 def read_ibug_mapping(path: Path) -> dict[int, int]:
-    """``ibug_to_sfm.txt``: 0-based iBUG index -> vertex index."""
-    try:
-        table = tomllib.loads(Path(path).read_text(encoding="utf-8"))["landmark_mappings"]
-        return {int(k) - 1: int(v) for k, v in table.items()}
-    except (tomllib.TOMLDecodeError, KeyError, ValueError, TypeError) as err:
-        raise DataFormatError(path, "TOML with a [landmark_mappings] table of 'ibug = vertex' integers", got=str(err)) from err
+    """``ibug_to_sfm.txt``: 0-based iBUG index -> vertex index.
+
+    Only the ``[landmark_mappings]`` table (``ibug = vertex`` integer pairs, ``#`` comments) is
+    read; a tiny parser instead of ``tomllib`` keeps Python 3.10 supported.
+    """
+    mapping: dict[int, int] = {}
+    section, seen = None, False
+    for number, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        header = re.fullmatch(r"\[([A-Za-z_]+)\]", line)
+        if header:
+            section = header.group(1)
+            seen = seen or section == "landmark_mappings"
+            continue
+        if section != "landmark_mappings" or not line:
+            continue
+        pair = re.fullmatch(r"(\d+)\s*=\s*(\d+)", line)
+        if pair is None:
+            raise DataFormatError(
+                path, "'ibug = vertex' integer pairs in [landmark_mappings]", line=number, got=repr(raw)
+            )
+        mapping[int(pair.group(1)) - 1] = int(pair.group(2))
+    if not seen:
+        raise DataFormatError(path, "a [landmark_mappings] table of 'ibug = vertex' integers", got="no such table")
+    return mapping
 
 
 def read_contours(path: Path) -> tuple[list[int], list[int]]:
@@ -155,7 +188,9 @@ def read_contours(path: Path) -> tuple[list[int], list[int]]:
         table = json.loads(Path(path).read_text(encoding="utf-8"))["model_contour"]
         return [int(v) for v in table["right_contour"]], [int(v) for v in table["left_contour"]]
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise DataFormatError(path, '{"model_contour": {"right_contour": [...], "left_contour": [...]}}', got=str(err)) from err
+        raise DataFormatError(
+            path, '{"model_contour": {"right_contour": [...], "left_contour": [...]}}', got=str(err)
+        ) from err
 
 
 def read_symmetry(path: Path) -> np.ndarray:
@@ -201,7 +236,11 @@ def _landmarks(mean: np.ndarray, mapping: dict[int, int], contours: tuple[list[i
             target = (2 * mean[lm[outer]] + mean[lm[up]] + mean[lm[down]]) / 4.0
             lm[corner] = int(np.argmin(np.linalg.norm(mean - target, axis=1)))
     if (lm < 0).any():
-        raise DataFormatError(LANDMARK_FILE, "mappings for every non-contour iBUG point except 61 and 65", got=f"missing {np.flatnonzero(lm < 0) + 1}")
+        raise DataFormatError(
+            LANDMARK_FILE,
+            "mappings for every non-contour iBUG point except 61 and 65",
+            got=f"missing {np.flatnonzero(lm < 0) + 1}",
+        )
     return lm
 
 
@@ -217,7 +256,11 @@ def load_sfm(model_dir: str | Path, n_id: int = 80, n_tex: int = 80) -> FaceMode
     mean = mean - mean.mean(axis=0)
     n_vertices = len(mean)
     if blend.shape[0] != 3 * n_vertices or len(shape["texcoords"]) != n_vertices:
-        raise DataFormatError(model_dir / BLENDSHAPE_FILE, f"offsets and texture coordinates for {n_vertices} vertices", got=f"{blend.shape}")
+        raise DataFormatError(
+            model_dir / BLENDSHAPE_FILE,
+            f"offsets and texture coordinates for {n_vertices} vertices",
+            got=f"{blend.shape}",
+        )
     k = min(n_id, shape["basis"].shape[1])
     id_basis = shape["basis"][:, :k] * np.sqrt(np.clip(shape["eigenvalues"][:k], 0.0, None)) * MM_TO_DM
     exp_basis = blend * BLENDSHAPE_SIGMA * MM_TO_DM
@@ -227,11 +270,15 @@ def load_sfm(model_dir: str | Path, n_id: int = 80, n_tex: int = 80) -> FaceMode
     labels = regions_from_landmarks(mean, normals, landmarks)
     mirror = estimate_mirror_map(mean, MIRROR_TOLERANCE_DM)
     if len(symmetry) > n_vertices or (len(symmetry) and symmetry.max() >= len(symmetry)):
-        raise DataFormatError(model_dir / SYMMETRY_FILE, f"at most {n_vertices} lines of indices into the reference vertices")
+        raise DataFormatError(
+            model_dir / SYMMETRY_FILE, f"at most {n_vertices} lines of indices into the reference vertices"
+        )
     mirror[: len(symmetry)] = symmetry
     eyes = np.stack([mean[landmarks[36:42], :2].mean(0), mean[landmarks[42:48], :2].mean(0)])
     front = np.clip(normals[:, 2], 0.0, None) ** 2
-    albedo_mean, albedo_basis = albedo_model(mean[:, :2], labels, eyes, front, numpy_generator("occrecon-sfm-albedo"), n_tex)
+    albedo_mean, albedo_basis = albedo_model(
+        mean[:, :2], labels, eyes, front, numpy_generator("occrecon-sfm-albedo"), n_tex
+    )
     return FaceModelData(
         name="sfm",
         mean_shape=mean,
