@@ -57,7 +57,9 @@ def main() -> None:
     for size, (n_render, n_e2e) in counts.items():
         single = render_rate(size, n_render)
         full = end_to_end_rate(size, n_e2e, args.workers)
-        print(f"{size:4d} px  render {single:6.2f} samples/s (1 thread)   end-to-end {full:6.2f} samples/s ({args.workers} workers, {n_e2e} samples)")
+        print(
+            f"{size:4d} px  render {single:6.2f} samples/s (1 thread)   end-to-end {full:6.2f} samples/s ({args.workers} workers, {n_e2e} samples)"
+        )
         summary.append(f"{size}px {full:.2f}/s e2e, {single:.2f}/s/thread")
     print("synth bench: " + "; ".join(summary))
 

@@ -86,7 +86,17 @@ def default_root() -> Path:
 class SyntheticFaces(Dataset):
     """One split of the synthetic data set as tensors (see the module docstring)."""
 
-    def __init__(self, root: Path, indices: Sequence[int], fields: Sequence[str], augment: FaceAugment | None, heatmap_size: int, sigma: float, seed: int, colour: float = 0.0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        indices: Sequence[int],
+        fields: Sequence[str],
+        augment: FaceAugment | None,
+        heatmap_size: int,
+        sigma: float,
+        seed: int,
+        colour: float = 0.0,
+    ) -> None:
         self.fields = tuple(fields)
         stored = set(self.fields)
         if augment is not None and "edge_lines" in stored:  # redrawn from the augmented landmarks
@@ -129,7 +139,7 @@ class SyntheticFaces(Dataset):
             moved = list(self.augment(blank, None, points, vis, self.rng)[2:])  # type: ignore[misc]
         if self.colour > 0:
             keys = [k for k in _IMAGES if k in raw]
-            for key, image in zip(keys, colour_jitter([raw[k] for k in keys], self.rng, self.colour)):
+            for key, image in zip(keys, colour_jitter([raw[k] for k in keys], self.rng, self.colour), strict=True):
                 raw[key] = image
         if points is not None and moved is not None:
             raw["landmarks"] = moved[0]
@@ -161,7 +171,9 @@ class SyntheticFaces(Dataset):
             elif key == "edge_lines" and self.augment is None:
                 out[key] = torch.from_numpy(array.astype(np.float32)) / 255.0
             else:
-                out[key] = torch.from_numpy(array) if array.dtype != np.float16 else torch.from_numpy(array.astype(np.float32))
+                out[key] = (
+                    torch.from_numpy(array) if array.dtype != np.float16 else torch.from_numpy(array.astype(np.float32))
+                )
         if "landmarks" in out:
             pts = out["landmarks"].float()
             inside = (pts[:, 0] >= 0) & (pts[:, 0] < size) & (pts[:, 1] >= 0) & (pts[:, 1] < size)
@@ -226,9 +238,17 @@ class SyntheticDataModule(L.LightningDataModule):
             raise ConfigError(f"unknown synthetic fields {unknown}; choose from {list(ALL_FIELDS)}")
         blocked = [f for f in self.fields if f in NOT_AUGMENTABLE]
         if augment and blocked:
-            raise ConfigError(f"fields {blocked} are 3D targets that image-space augmentation would corrupt; set augment=false")
+            raise ConfigError(
+                f"fields {blocked} are 3D targets that image-space augmentation would corrupt; set augment=false"
+            )
         self.batch_size, self.num_workers, self.pin_memory, self.seed = batch_size, num_workers, pin_memory, seed
-        self.augment_options = {"flip_prob": flip_prob, "rotate_deg": rotate_deg, "scale_jitter": scale_jitter, "translate": translate, "colour_jitter": colour_jitter}
+        self.augment_options = {
+            "flip_prob": flip_prob,
+            "rotate_deg": rotate_deg,
+            "scale_jitter": scale_jitter,
+            "translate": translate,
+            "colour_jitter": colour_jitter,
+        }
         self.augment_train, self.val_fraction, self.test_fraction = augment, val_fraction, test_fraction
         self.heatmap_size, self.sigma, self.generate = heatmap_size, sigma, generate
         self.synth = {"n": synth_n, "size": synth_size, "seed": synth_seed, **(synth_options or {})}
@@ -246,7 +266,9 @@ class SyntheticDataModule(L.LightningDataModule):
         if not self.generate:
             return  # setup() raises the reader's error naming what is missing
         config = SynthConfig.from_dict(self.synth)
-        print(f"synthetic data set not found in {self.root}: generating {config.n} samples at {config.size} px (seed {config.seed}) ...")
+        print(
+            f"synthetic data set not found in {self.root}: generating {config.n} samples at {config.size} px (seed {config.seed}) ..."
+        )
         generate_dataset(config, self.root, workers=self.synth_workers)
 
     def split_indices(self, split: str) -> list[int]:
@@ -265,7 +287,16 @@ class SyntheticDataModule(L.LightningDataModule):
             options = {k: v for k, v in self.augment_options.items() if k != "colour_jitter"}
             augment = FaceAugment(label_flip=CELEBAMASK_FLIP, colour_jitter=0.0, **options) if train else None
             colour = self.augment_options["colour_jitter"] if train else 0.0
-            self.datasets[split] = SyntheticFaces(self.root, self.split_indices(split), self.fields, augment, self.heatmap_size, self.sigma, self.seed, colour)
+            self.datasets[split] = SyntheticFaces(
+                self.root,
+                self.split_indices(split),
+                self.fields,
+                augment,
+                self.heatmap_size,
+                self.sigma,
+                self.seed,
+                colour,
+            )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if split not in self.datasets:

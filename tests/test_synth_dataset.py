@@ -33,7 +33,11 @@ def test_layout_and_round_trip(dataset: Path) -> None:
     files = _files(dataset)
     assert sorted(files) == [MANIFEST, "shards/shard-00000.zip", "shards/shard-00001.zip", "shards/shard-00002.zip"]
     manifest = json.loads(files[MANIFEST])
-    assert manifest["complete"] and manifest["format_version"] == FORMAT_VERSION and manifest["bump_range"] == CONFIG.bump_range
+    assert (
+        manifest["complete"]
+        and manifest["format_version"] == FORMAT_VERSION
+        and manifest["bump_range"] == CONFIG.bump_range
+    )
     assert manifest["config"] == CONFIG.as_dict() and set(manifest["fields"]) >= {f.name for f in FIELDS}
     assert [s["count"] for s in manifest["shards"]] == [3, 3, 1]
     ds = SyntheticDataset(dataset, verify=True)
@@ -59,7 +63,9 @@ def test_zip_entries_have_fixed_timestamps(dataset: Path) -> None:
 def test_same_seed_gives_identical_bytes(dataset: Path, tmp_path: Path) -> None:
     again = generate_dataset(CONFIG, tmp_path / "again", workers=1, progress=False)
     assert _files(again) == _files(dataset)
-    other = generate_dataset(SynthConfig(**{**CONFIG.as_dict(), "seed": 5, "n": 3}), tmp_path / "other", workers=1, progress=False)
+    other = generate_dataset(
+        SynthConfig(**{**CONFIG.as_dict(), "seed": 5, "n": 3}), tmp_path / "other", workers=1, progress=False
+    )
     assert _files(other)["shards/shard-00000.zip"] != _files(dataset)["shards/shard-00000.zip"]
 
 

@@ -50,13 +50,15 @@ def test_lfw_attributes_mark_eyeglasses(exported) -> None:
     root, folders = exported
     lines = (folders["lfw"] / "lfw_attributes.txt").read_text().splitlines()
     header = lines[1].split("\t")
-    assert header[:3] == ["#", "person", "imagenum"] and header[3:] == list(LFW_ATTRIBUTES) and len(LFW_ATTRIBUTES) == 73
+    assert (
+        header[:3] == ["#", "person", "imagenum"] and header[3:] == list(LFW_ATTRIBUTES) and len(LFW_ATTRIBUTES) == 73
+    )
     ds = SyntheticDataset(root, fields=("identity", "image_index", "glasses"))
-    for row, i in zip(lines[2:], range(len(ds))):
+    for row, i in zip(lines[2:], range(len(ds)), strict=True):
         fields = row.split("\t")
         s = ds[i]
         assert fields[0] == f"Synth {int(s['identity']):06d}" and int(fields[1]) == int(s["image_index"]) + 1
-        scores = {name: float(v) for name, v in zip(LFW_ATTRIBUTES, fields[2:])}
+        scores = {name: float(v) for name, v in zip(LFW_ATTRIBUTES, fields[2:], strict=True)}
         assert (scores["No Eyewear"] > 0) == (int(s["glasses"]) == 0)
         assert (scores["Sunglasses"] > 0) == (int(s["glasses"]) == 3)
 
@@ -92,7 +94,9 @@ def test_celebamask_export_reads_back_through_the_real_module(exported) -> None:
                 np.testing.assert_array_equal(data[k]["label_map"].numpy(), ds[i]["parsing_in"])
             seen += 1
     assert seen == len(ds)
-    names = {p.name.split("_", 1)[1][:-4] for p in (folders["celebamask_hq"] / "CelebAMask-HQ-mask-anno" / "0").glob("*.png")}
+    names = {
+        p.name.split("_", 1)[1][:-4] for p in (folders["celebamask_hq"] / "CelebAMask-HQ-mask-anno" / "0").glob("*.png")
+    }
     assert names <= set(CELEBAMASK_CLASSES[1:]) and "skin" in names
 
 
@@ -118,8 +122,11 @@ def test_lfw_export_reads_back_through_the_real_module(exported) -> None:
     sample = pairs[0]
     assert sample["same"] and sample["image_a"].shape == (3, 32, 32)
     glasses = SyntheticDataset(root, fields=("identity", "image_index", "glasses"))
-    by_key = {(f"Synth_{int(s['identity']):06d}", int(s["image_index"]) + 1): int(s["glasses"]) for s in (glasses[i] for i in range(len(glasses)))}
+    by_key = {
+        (f"Synth_{int(s['identity']):06d}", int(s["image_index"]) + 1): int(s["glasses"])
+        for s in (glasses[i] for i in range(len(glasses)))
+    }
     images = module.read_index()[0]
     eyewear = module.read_index()[2]
-    for record, code in zip(images, eyewear):  # LFW's eyewear classes: 0 none, 1 eyeglasses, 2 sunglasses
+    for record, code in zip(images, eyewear, strict=True):  # LFW's eyewear classes: 0 none, 1 eyeglasses, 2 sunglasses
         assert code == {0: 0, 1: 1, 2: 1, 3: 2}[by_key[record.fields["key"]]]

@@ -21,7 +21,9 @@ SIZE = 64
 @pytest.fixture(scope="module")
 def context() -> SceneContext:
     torch.set_num_threads(1)
-    return SceneContext.create(SynthConfig(n=64, size=SIZE, seed=11, p_glasses=0.6, p_hand=0.4, p_hair=0.4, images_per_identity=2))
+    return SceneContext.create(
+        SynthConfig(n=64, size=SIZE, seed=11, p_glasses=0.6, p_hand=0.4, p_hair=0.4, images_per_identity=2)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,9 @@ def test_label_map_equals_an_independent_render_foreground(context: SceneContext
         y = torch.from_numpy(s["coeffs"])[None]
         geo = model(y)  # the stored coefficient vector alone must reproduce the face
         pose = context.layout.group(y, "pose")
-        out = renderer.render(geo.vertices, model.triangles, camera, pose, geo.albedo, geo.normals, context.layout.split(y).gamma)
+        out = renderer.render(
+            geo.vertices, model.triangles, camera, pose, geo.albedo, geo.normals, context.layout.split(y).gamma
+        )
         mask = out.mask[0, 0].numpy() > 0
         assert np.array_equal(s["parsing_gt"] > 0, mask)
         assert np.array_equal(s["depth_coarse"] > 0, mask)
@@ -52,7 +56,9 @@ def _labels_near(labels: np.ndarray, point: np.ndarray) -> set[int]:
 
 def test_landmarks_fall_on_their_regions() -> None:
     """Eye centres on the eye of the same image side, nose tip on the nose, mouth centre on lips/mouth."""
-    ctx = SceneContext.create(SynthConfig(n=16, size=SIZE, seed=5, max_yaw_deg=30, p_glasses=0.0, p_hand=0.0, p_hair=0.0))
+    ctx = SceneContext.create(
+        SynthConfig(n=16, size=SIZE, seed=5, max_yaw_deg=30, p_glasses=0.0, p_hand=0.0, p_hair=0.0)
+    )
     eyes_ok = 0
     for i in range(12):
         s = ctx.render_sample(i)
@@ -80,7 +86,13 @@ def test_images_differ_only_inside_the_occluder_mask(samples) -> None:
             assert (s["parsing_in"][s["occluders"] == OCCLUDER_CODES["hand"]] == 0).all()
         if s["hair"]:
             assert (s["parsing_in"][s["occluders"] == OCCLUDER_CODES["hair"]] == L["hair"]).all()
-        occluded = s["occluders"][np.clip(s["landmarks"][:, 1].astype(int), 0, SIZE - 1), np.clip(s["landmarks"][:, 0].astype(int), 0, SIZE - 1)] > 0
+        occluded = (
+            s["occluders"][
+                np.clip(s["landmarks"][:, 1].astype(int), 0, SIZE - 1),
+                np.clip(s["landmarks"][:, 0].astype(int), 0, SIZE - 1),
+            ]
+            > 0
+        )
         assert np.array_equal(occluded, s["landmark_occluded"])
     assert flagged >= 3  # the mix actually exercises occluders
 
@@ -107,7 +119,11 @@ def test_bump_encoding_matches_conventions() -> None:
 
 
 def test_glasses_cover_the_eyes_at_moderate_yaw() -> None:
-    ctx = SceneContext.create(SynthConfig(n=20, size=SIZE, seed=2, max_yaw_deg=30, p_glasses=1.0, p_hand=0.0, p_hair=0.0, images_per_identity=1))
+    ctx = SceneContext.create(
+        SynthConfig(
+            n=20, size=SIZE, seed=2, max_yaw_deg=30, p_glasses=1.0, p_hand=0.0, p_hair=0.0, images_per_identity=1
+        )
+    )
     covered = []
     for i in range(20):
         s = ctx.render_sample(i)
@@ -135,5 +151,7 @@ def test_same_index_same_sample_and_identity_shared(context: SceneContext) -> No
     layout = context.layout
     ya, yc = torch.from_numpy(a["coeffs"])[None], torch.from_numpy(c["coeffs"])[None]
     assert int(a["identity"]) == int(c["identity"]) == 1
-    assert torch.equal(layout.split(ya).id, layout.split(yc).id) and torch.equal(layout.split(ya).tex, layout.split(yc).tex)
+    assert torch.equal(layout.split(ya).id, layout.split(yc).id) and torch.equal(
+        layout.split(ya).tex, layout.split(yc).tex
+    )
     assert not torch.equal(layout.split(ya).exp, layout.split(yc).exp)

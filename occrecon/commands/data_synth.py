@@ -48,8 +48,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed; same seed => byte-identical output")
     parser.add_argument("--model", choices=("procedural", "sfm", "bfm"), default="procedural", help="face model")
     parser.add_argument("--model-dir", default=None, help="folder of the sfm/bfm files")
-    parser.add_argument("--export", nargs="+", choices=EXPORT_CHOICES, default=[], metavar="FORMAT",
-                        help=f"also write DIR/export/<FORMAT> in a public layout: {', '.join(EXPORT_CHOICES)}")
+    parser.add_argument(
+        "--export",
+        nargs="+",
+        choices=EXPORT_CHOICES,
+        default=[],
+        metavar="FORMAT",
+        help=f"also write DIR/export/<FORMAT> in a public layout: {', '.join(EXPORT_CHOICES)}",
+    )
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     parser.add_argument("--images-per-identity", type=int, default=4, help="pictures per identity (default 4)")
     parser.add_argument("--shard-size", type=int, default=32, help="samples per shard file (default 32)")

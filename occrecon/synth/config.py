@@ -55,14 +55,18 @@ class SynthConfig:
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.size < 16 or self.shard_size < 1 or self.images_per_identity < 1:
-            raise ConfigError(f"synth config needs n >= 1, size >= 16, shard_size >= 1, images_per_identity >= 1; got {self}")
+            raise ConfigError(
+                f"synth config needs n >= 1, size >= 16, shard_size >= 1, images_per_identity >= 1; got {self}"
+            )
         if self.model not in FACE_MODELS:
             raise ConfigError(f"synth model must be one of {FACE_MODELS}, got {self.model!r}")
         for name in ("p_glasses", "p_hand", "p_hair"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"synth {name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.max_yaw_deg <= 90.0 or self.bump_range <= 0:
-            raise ConfigError(f"synth max_yaw_deg must be in [0, 90] and bump_range > 0; got {self.max_yaw_deg}, {self.bump_range}")
+            raise ConfigError(
+                f"synth max_yaw_deg must be in [0, 90] and bump_range > 0; got {self.max_yaw_deg}, {self.bump_range}"
+            )
 
     @property
     def num_shards(self) -> int:

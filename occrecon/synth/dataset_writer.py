@@ -60,7 +60,11 @@ def _new_manifest(config: SynthConfig, scene_info: dict[str, Any]) -> dict[str, 
     return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "versions": {"occrecon": occrecon.__version__, "numpy": np.__version__, "torch": torch.__version__.split("+")[0]},
+        "versions": {
+            "occrecon": occrecon.__version__,
+            "numpy": np.__version__,
+            "torch": torch.__version__.split("+")[0],
+        },
         "config": config.as_dict(),
         "num_samples": config.n,
         "bump_range": config.bump_range,
@@ -152,11 +156,25 @@ def generate_dataset(
     manifest["complete"] = False
     atomic_write_text(root / MANIFEST, manifest_text(manifest))
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
-    bar = tqdm(total=config.n, initial=sum(e["count"] for e in manifest["shards"]), unit="sample", disable=not progress, desc="synth")
+    bar = tqdm(
+        total=config.n,
+        initial=sum(e["count"] for e in manifest["shards"]),
+        unit="sample",
+        disable=not progress,
+        desc="synth",
+    )
 
     def record(result: tuple[int, str, int, int]) -> None:
         shard, digest, size, count = result
-        manifest["shards"].append({"file": shard_name(shard), "first": shard * config.shard_size, "count": count, "sha256": digest, "bytes": size})
+        manifest["shards"].append(
+            {
+                "file": shard_name(shard),
+                "first": shard * config.shard_size,
+                "count": count,
+                "sha256": digest,
+                "bytes": size,
+            }
+        )
         manifest["shards"].sort(key=lambda e: e["first"])
         atomic_write_text(root / MANIFEST, manifest_text(manifest))
         bar.update(count)
@@ -174,7 +192,9 @@ def generate_dataset(
             finally:
                 torch.set_num_threads(threads)
         else:
-            with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
+            with multiprocessing.get_context("spawn").Pool(
+                workers, initializer=_init_worker, initargs=(config,)
+            ) as pool:
                 for result in pool.imap_unordered(_make_shard, jobs):
                     record(result)
     finally:

@@ -152,7 +152,9 @@ def displacement(canonical: torch.Tensor, anchors: torch.Tensor, params: DetailP
     # frown lines: two short vertical furrows between the brows
     inner = 0.18 * iod
     for sign in (-1.0, 1.0):
-        h = h - params.frown * _gauss(x - mid_x - sign * inner, 0.025 * iod) * _gauss(y - brow_y + 0.02 * iod, 0.12 * iod)
+        h = h - params.frown * _gauss(x - mid_x - sign * inner, 0.025 * iod) * _gauss(
+            y - brow_y + 0.02 * iod, 0.12 * iod
+        )
 
     # crow's feet: radial furrows fanning out of each outer eye corner
     for corner, outward in ((anchors[36, :2], -1.0), (anchors[45, :2], 1.0)):
@@ -173,7 +175,9 @@ def displacement(canonical: torch.Tensor, anchors: torch.Tensor, params: DetailP
     return h + params.pores * waves.mean(dim=-1)
 
 
-def detailed_normals(canonical: torch.Tensor, normals: torch.Tensor, anchors: torch.Tensor, params: DetailParams) -> tuple[torch.Tensor, torch.Tensor]:
+def detailed_normals(
+    canonical: torch.Tensor, normals: torch.Tensor, anchors: torch.Tensor, params: DetailParams
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Height and perturbed normals of the detailed surface (bump mapping).
 
     For ``S' = S + h n`` the normal tilts against the tangential gradient of ``h``:
@@ -198,7 +202,9 @@ def detailed_normals(canonical: torch.Tensor, normals: torch.Tensor, anchors: to
     return h.detach(), detailed
 
 
-def detailed_depth(depth: torch.Tensor, height: torch.Tensor, normals_view: torch.Tensor, rays: torch.Tensor, min_cos: float = 0.2) -> torch.Tensor:
+def detailed_depth(
+    depth: torch.Tensor, height: torch.Tensor, normals_view: torch.Tensor, rays: torch.Tensor, min_cos: float = 0.2
+) -> torch.Tensor:
     """Depth ``d'`` of the detailed surface along the line of sight (paper Eq. 5's ``d'``).
 
     Moving a locally planar surface by ``h`` along its unit normal ``n`` moves its intersection

@@ -102,7 +102,10 @@ def export_celebamask_hq(dataset: SyntheticDataset, out: Path) -> None:
         for label, part in enumerate(CELEBAMASK_CLASSES[1:], start=1):
             mask = sample["parsing_in"] == label
             if mask.any() or part == "skin":
-                write_png(out / "CelebAMask-HQ-mask-anno" / str(i // 2000) / f"{i:05d}_{part}.png", mask.astype(np.uint8) * 255)
+                write_png(
+                    out / "CelebAMask-HQ-mask-anno" / str(i // 2000) / f"{i:05d}_{part}.png",
+                    mask.astype(np.uint8) * 255,
+                )
         glasses = int(m["glasses"]) != GLASSES_CODES["none"]
         values = ["1" if (name == "Eyeglasses" and glasses) else "-1" for name in CELEBA_ATTRIBUTES]
         attributes.append(f"{i}.jpg  " + " ".join(values))
@@ -111,7 +114,10 @@ def export_celebamask_hq(dataset: SyntheticDataset, out: Path) -> None:
     n = len(meta)
     atomic_write_text(out / "CelebA-HQ-to-CelebA-mapping.txt", "\n".join(mapping) + "\n")
     atomic_write_text(out / "list_eval_partition.txt", "\n".join(partition) + "\n")
-    atomic_write_text(out / "CelebAMask-HQ-attribute-anno.txt", f"{n}\n" + " ".join(CELEBA_ATTRIBUTES) + "\n" + "\n".join(attributes) + "\n")
+    atomic_write_text(
+        out / "CelebAMask-HQ-attribute-anno.txt",
+        f"{n}\n" + " ".join(CELEBA_ATTRIBUTES) + "\n" + "\n".join(attributes) + "\n",
+    )
     atomic_write_text(out / "CelebAMask-HQ-pose-anno.txt", f"{n}\nYaw Pitch Roll\n" + "\n".join(poses) + "\n")
 
 
@@ -159,7 +165,12 @@ def lfw_pairs(pictures: dict[int, int], seed: int) -> tuple[int, list[list[str]]
     matched, mismatched = [], []
     for f, ids in enumerate(folds):
         same = [(i, a, b) for i in ids for a, b in itertools.combinations(range(1, pictures[i] + 1), 2)]
-        diff = [(i, a, j, b) for i, j in itertools.combinations(ids, 2) for a in range(1, pictures[i] + 1) for b in range(1, pictures[j] + 1)]
+        diff = [
+            (i, a, j, b)
+            for i, j in itertools.combinations(ids, 2)
+            for a in range(1, pictures[i] + 1)
+            for b in range(1, pictures[j] + 1)
+        ]
         rng = numpy_generator(seed, "lfw-pairs", f)
         matched.append([same[k] for k in rng.permutation(len(same))])
         mismatched.append([diff[k] for k in rng.permutation(len(diff))])
@@ -210,7 +221,9 @@ EXPORTERS: dict[str, Callable[[SyntheticDataset, Path], None]] = {
 }
 
 
-def export_dataset(root: str | os.PathLike[str], formats: Iterable[str], out: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+def export_dataset(
+    root: str | os.PathLike[str], formats: Iterable[str], out: str | os.PathLike[str] | None = None
+) -> dict[str, Path]:
     """Export the data set at ``root`` in each of ``formats`` to ``out/<format>`` (default ``root/export``).
 
     Returns:

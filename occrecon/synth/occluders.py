@@ -47,7 +47,14 @@ def sample_glasses_style(gen: torch.Generator) -> GlassesStyle:
     """Draw a glasses style: frame thickness/colour, lens kind/tint, lens shape."""
     kind = LENS_KINDS[int(torch.randint(0, len(LENS_KINDS), (), generator=gen))]
     thick = bool(torch.rand((), generator=gen) < 0.5)
-    palette = ((0.05, 0.05, 0.05), (0.35, 0.2, 0.1), (0.75, 0.6, 0.3), (0.7, 0.7, 0.72), (0.5, 0.1, 0.12), (0.1, 0.15, 0.4))
+    palette = (
+        (0.05, 0.05, 0.05),
+        (0.35, 0.2, 0.1),
+        (0.75, 0.6, 0.3),
+        (0.7, 0.7, 0.72),
+        (0.5, 0.1, 0.12),
+        (0.1, 0.15, 0.4),
+    )
     frame = palette[int(torch.randint(0, len(palette), (), generator=gen))]
     if kind == "clear":
         lens, alpha = (0.9, 0.95, 1.0), _uniform(gen, 0.08, 0.18)
@@ -130,7 +137,9 @@ class _MeshBuilder:
         self.verts, self.normals, self.faces, self.colours, self.lens = [], [], [], [], []  # type: ignore[var-annotated]
         self.count = 0
 
-    def add(self, verts: np.ndarray, normals: np.ndarray, faces: np.ndarray, colour: tuple[float, ...], lens: bool) -> None:
+    def add(
+        self, verts: np.ndarray, normals: np.ndarray, faces: np.ndarray, colour: tuple[float, ...], lens: bool
+    ) -> None:
         self.verts.append(verts)
         self.normals.append(normals)
         self.faces.append(faces + self.count)
@@ -169,7 +178,7 @@ def build_glasses(vertices: torch.Tensor, landmark_indices: torch.Tensor, style:
     width = float(np.mean([np.linalg.norm(e[3] - e[0]) for e in eyes]))
     a, b = style.half_width * width, style.half_width * width * style.aspect
     centres = []
-    for eye, outward in zip(eyes, (-1.0, 1.0)):
+    for eye, outward in zip(eyes, (-1.0, 1.0), strict=True):
         c = eye.mean(0)
         centres.append(np.array([c[0] + outward * 0.1 * width, c[1] + 0.1 * width, 0.0]))
     # lens plane: in front of every face vertex under either lens (brows, cheeks, nose sides)
@@ -193,18 +202,24 @@ def build_glasses(vertices: torch.Tensor, landmark_indices: torch.Tensor, style:
         mesh.add(fan_v, np.tile([0.0, 0.0, 1.0], (len(fan_v), 1)), fan_f, colour=style.lens_colour, lens=True)
 
     # bridge: an arch between the inner rim points, over the nose
-    inner = [c + np.array([outward * a, 0.25 * b, 0.0]) for c, outward in zip(centres, (1.0, -1.0))]
+    inner = [c + np.array([outward * a, 0.25 * b, 0.0]) for c, outward in zip(centres, (1.0, -1.0), strict=True)]
     top = 0.5 * (inner[0] + inner[1]) + np.array([0.0, 0.2 * b, 0.01])
     t = np.linspace(0, 1, 9)[:, None]
     bridge = (1 - t) ** 2 * inner[0] + 2 * (1 - t) * t * top + t**2 * inner[1]
     mesh.add(*_tube(bridge, 0.8 * r, closed=False), colour=style.frame_colour, lens=False)
 
-    for c, outward in zip(centres, (-1.0, 1.0)):
-        mesh.add(*_tube(_temple_path(verts, c, a, b, outward, plane_z, r), 0.8 * r, closed=False), colour=style.frame_colour, lens=False)
+    for c, outward in zip(centres, (-1.0, 1.0), strict=True):
+        mesh.add(
+            *_tube(_temple_path(verts, c, a, b, outward, plane_z, r), 0.8 * r, closed=False),
+            colour=style.frame_colour,
+            lens=False,
+        )
     return mesh.build()
 
 
-def _temple_path(verts: np.ndarray, centre: np.ndarray, a: float, b: float, outward: float, plane_z: float, r: float) -> np.ndarray:
+def _temple_path(
+    verts: np.ndarray, centre: np.ndarray, a: float, b: float, outward: float, plane_z: float, r: float
+) -> np.ndarray:
     """Polyline of one temple: from the hinge on the outer rim, back along the head, down behind the ear."""
     hinge = centre + np.array([outward * a, 0.3 * b, 0.0])
     side = verts[(outward * verts[:, 0] > 0) & (np.abs(verts[:, 1] - hinge[1]) < 0.25)]
@@ -293,7 +308,9 @@ def hair_layer(rng: np.random.Generator, size: int, landmarks: np.ndarray) -> tu
         t = np.linspace(0, 1, 16)[:, None]
         curve = (1 - t) ** 2 * start + 2 * (1 - t) * t * ctrl + t**2 * end
         strand = np.zeros_like(mask)
-        cv2.polylines(strand, [np.round(curve).astype(np.int32)], False, 1, thickness=int(rng.integers(1, thickness_max + 1)))
+        cv2.polylines(
+            strand, [np.round(curve).astype(np.int32)], False, 1, thickness=int(rng.integers(1, thickness_max + 1))
+        )
         colour[strand > 0] = np.clip(base * rng.uniform(0.7, 1.3), 0, 255)
         mask |= strand
     return mask.astype(bool), colour

@@ -59,23 +59,41 @@ def load_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
         raise MissingAssetError(root, "synthetic data set folder", "Generate it with `occrecon data synth --out DIR`.")
     path = root / MANIFEST
     if not path.is_file():
-        raise DataFormatError(path, "the manifest of a synthetic data set (written by `occrecon data synth`)", got="no such file")
+        raise DataFormatError(
+            path, "the manifest of a synthetic data set (written by `occrecon data synth`)", got="no such file"
+        )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise DataFormatError(path, "a JSON manifest", got=f"{type(err).__name__}: {err}") from err
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        raise DataFormatError(path, f"format {FORMAT_NAME!r}", got=repr(manifest.get("format") if isinstance(manifest, dict) else manifest))
+        raise DataFormatError(
+            path,
+            f"format {FORMAT_NAME!r}",
+            got=repr(manifest.get("format") if isinstance(manifest, dict) else manifest),
+        )
     if manifest.get("format_version") != FORMAT_VERSION:
         raise DataFormatError(
-            path, f"format_version {FORMAT_VERSION} (this occrecon)", got=f"{manifest.get('format_version')} — regenerate the data set with this version"
+            path,
+            f"format_version {FORMAT_VERSION} (this occrecon)",
+            got=f"{manifest.get('format_version')} — regenerate the data set with this version",
         )
     if not manifest.get("complete"):
-        raise DataFormatError(path, "a complete data set", got="an interrupted generation; rerun the same `occrecon data synth` command to resume it")
+        raise DataFormatError(
+            path,
+            "a complete data set",
+            got="an interrupted generation; rerun the same `occrecon data synth` command to resume it",
+        )
     shards = manifest.get("shards", [])
     covered = sum(int(s["count"]) for s in shards)
-    if covered != manifest["num_samples"] or any(s["first"] != i * manifest["config"]["shard_size"] for i, s in enumerate(shards)):
-        raise DataFormatError(path, f"shards covering samples 0..{manifest['num_samples'] - 1} in order", got=f"{len(shards)} shards with {covered} samples")
+    if covered != manifest["num_samples"] or any(
+        s["first"] != i * manifest["config"]["shard_size"] for i, s in enumerate(shards)
+    ):
+        raise DataFormatError(
+            path,
+            f"shards covering samples 0..{manifest['num_samples'] - 1} in order",
+            got=f"{len(shards)} shards with {covered} samples",
+        )
     return manifest
 
 
@@ -109,7 +127,11 @@ class SyntheticDataset:
             if not path.is_file():
                 raise DataFormatError(path, f"shard listed in {self.root / MANIFEST}", got="no such file")
             if path.stat().st_size != entry["bytes"]:
-                raise DataFormatError(path, f"{entry['bytes']} bytes (manifest)", got=f"{path.stat().st_size} bytes: truncated or replaced")
+                raise DataFormatError(
+                    path,
+                    f"{entry['bytes']} bytes (manifest)",
+                    got=f"{path.stat().st_size} bytes: truncated or replaced",
+                )
             if verify and sha256_file(path) != entry["sha256"]:
                 raise DataFormatError(path, f"SHA-256 {entry['sha256']} (manifest)", got="different content: corrupted")
         self._open: tuple[int, ShardReader] | None = None
@@ -129,7 +151,14 @@ class SyntheticDataset:
                 self._open[1].close()
             entry = self.manifest["shards"][number]
             layout = self.manifest["coefficient_layout"]["size"]
-            reader = ShardReader(str(self.root / entry["file"]), entry["first"], entry["count"], self.size, self.manifest["heatmap_size"], layout)
+            reader = ShardReader(
+                str(self.root / entry["file"]),
+                entry["first"],
+                entry["count"],
+                self.size,
+                self.manifest["heatmap_size"],
+                layout,
+            )
             self._open = (number, reader)
         return self._open[1]
 

@@ -50,8 +50,16 @@ def describe_scene(config: SynthConfig) -> dict[str, Any]:
     layout = model.layout("paper")
     cam = ScaledOrthographicCamera(image_size=config.size)
     return {
-        "face_model": {"name": config.model, "num_vertices": int(model.num_vertices), "num_triangles": int(model.triangles.shape[0])},
-        "coefficient_layout": {"kind": layout.kind, "groups": [[name, size] for name, size in layout.groups], "size": layout.size},
+        "face_model": {
+            "name": config.model,
+            "num_vertices": int(model.num_vertices),
+            "num_triangles": int(model.triangles.shape[0]),
+        },
+        "coefficient_layout": {
+            "kind": layout.kind,
+            "groups": [[name, size] for name, size in layout.groups],
+            "size": layout.size,
+        },
         "camera": {
             "type": "ScaledOrthographicCamera",
             "image_size": config.size,
@@ -130,7 +138,17 @@ class SceneContext:
         return _Draw(coeffs, style_code, hand, hair)
 
     # ----------------------------------------------------------------------------- rendering
-    def _render(self, vertices: torch.Tensor, faces: torch.Tensor, albedo: torch.Tensor, normals: torch.Tensor, labels: torch.Tensor, pose: torch.Tensor, gamma: torch.Tensor, landmarks: bool = False) -> RenderOutput:
+    def _render(
+        self,
+        vertices: torch.Tensor,
+        faces: torch.Tensor,
+        albedo: torch.Tensor,
+        normals: torch.Tensor,
+        labels: torch.Tensor,
+        pose: torch.Tensor,
+        gamma: torch.Tensor,
+        landmarks: bool = False,
+    ) -> RenderOutput:
         return self.renderer.render(
             vertices[None], faces, self.camera, pose, albedo[None], normals[None], gamma, vertex_labels=labels,
             landmark_indices=self.model.landmark_indices if landmarks else None, shading="pixel",
@@ -161,7 +179,9 @@ class SceneContext:
         depth_detail = detailed_depth(depth, height, n_view_coarse, rays)
 
         rgb_face = shade_pixels(_gather(albedo, face, self.faces)[None], n_view[None], gamma)[0]
-        background = torch.from_numpy(textured_background(numpy_generator(c.seed, "background", index), c.size)).float() / 255.0
+        background = (
+            torch.from_numpy(textured_background(numpy_generator(c.seed, "background", index), c.size)).float() / 255.0
+        )
         i_gt = background.reshape(-1, 3).clone()
         i_gt[covered] = rgb_face.clamp(0.0, 1.0)
         i_gt = i_gt.reshape(c.size, c.size, 3)
@@ -177,7 +197,9 @@ class SceneContext:
         if draw.glasses:
             style = sample_glasses_style(torch_generator(c.seed, "identity-style", identity))
             glasses = build_glasses(verts, self.model.landmark_indices, style)
-            self._composite_glasses(glasses, style.lens_alpha, verts, normals, albedo, pose, gamma, i_in, parsing_in, occluders)
+            self._composite_glasses(
+                glasses, style.lens_alpha, verts, normals, albedo, pose, gamma, i_in, parsing_in, occluders
+            )
         landmarks = face.landmarks[0]
         self._paint_layers(draw, index, landmarks.numpy(), i_in, parsing_in, occluders)
 
@@ -186,7 +208,11 @@ class SceneContext:
         row = np.clip(np.floor(lm[:, 1]).astype(int), 0, c.size - 1)
         scale = c.heatmap_size / c.size
         heat = edge_line_heatmaps(landmarks[None] * scale, (c.heatmap_size, c.heatmap_size), sigma=c.sigma)[0]
-        bump = np.where(covered.reshape(c.size, c.size).numpy(), encode_bump(d_detail - d, c.bump_range), encode_bump(np.zeros(1), c.bump_range)[0])
+        bump = np.where(
+            covered.reshape(c.size, c.size).numpy(),
+            encode_bump(d_detail - d, c.bump_range),
+            encode_bump(np.zeros(1), c.bump_range)[0],
+        )
         y = self.layout.join(draw.coeffs)[0]
         to_u8 = lambda t: (t.clamp(0, 1) * 255.0 + 0.5).floor().to(torch.uint8).numpy()  # noqa: E731
         return {
@@ -203,13 +229,17 @@ class SceneContext:
             "glasses": np.uint8(draw.glasses), "hand": np.bool_(draw.hand), "hair": np.bool_(draw.hair),
         }  # fmt: skip
 
-    def _composite_glasses(self, glasses: GlassesMesh, alpha: float, verts, normals, albedo, pose, gamma, i_in, parsing_in, occluders) -> None:
+    def _composite_glasses(
+        self, glasses: GlassesMesh, alpha: float, verts, normals, albedo, pose, gamma, i_in, parsing_in, occluders
+    ) -> None:
         """Rasterize face + glasses together (with and without lenses) and blend the lenses in place."""
         n_face_v, n_face_f = verts.shape[0], self.faces.shape[0]
         all_v = torch.cat([verts, glasses.vertices])
         all_n = torch.cat([normals, glasses.normals])
         all_c = torch.cat([albedo, glasses.colours])
-        all_l = torch.cat([self.model.region_labels, torch.full((glasses.vertices.shape[0],), CELEBAMASK["eye_g"], dtype=torch.long)])
+        all_l = torch.cat(
+            [self.model.region_labels, torch.full((glasses.vertices.shape[0],), CELEBAMASK["eye_g"], dtype=torch.long)]
+        )
         g_faces = glasses.faces + n_face_v
         full = torch.cat([self.faces, g_faces])
         no_lens = torch.cat([self.faces, g_faces[~glasses.lens_faces]])
@@ -223,7 +253,9 @@ class SceneContext:
         # what a lens lets through: the frame seen through it, else the (detailed) face / background
         through = torch.where(frame_behind[..., None], img_behind, i_in)
         lens_rgb = img_front.clamp(0, 1) * alpha + through * (1.0 - alpha)
-        i_in[:] = torch.where(is_lens[..., None], lens_rgb, torch.where(is_glasses[..., None], img_front.clamp(0, 1), i_in))
+        i_in[:] = torch.where(
+            is_lens[..., None], lens_rgb, torch.where(is_glasses[..., None], img_front.clamp(0, 1), i_in)
+        )
         parsing_in[is_glasses] = CELEBAMASK["eye_g"]
         occluders[is_glasses] = OCCLUDER_CODES["glasses_frame"]
         occluders[is_lens] = OCCLUDER_CODES["glasses_lens"]
@@ -235,7 +267,9 @@ class SceneContext:
         if draw.hair:
             layers.append((hair_layer(rng, self.config.size, landmarks), CELEBAMASK["hair"], OCCLUDER_CODES["hair"]))
         if draw.hand:
-            layers.append((hand_layer(rng, self.config.size, landmarks), CELEBAMASK["background"], OCCLUDER_CODES["hand"]))
+            layers.append(
+                (hand_layer(rng, self.config.size, landmarks), CELEBAMASK["background"], OCCLUDER_CODES["hand"])
+            )
         for (mask, colour), label, code in layers:
             m = torch.from_numpy(mask)
             i_in[m] = torch.from_numpy(colour[mask] / 255.0).float()

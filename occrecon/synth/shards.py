@@ -79,7 +79,9 @@ class ShardReader:
         try:
             self.archive = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError, EOFError) as err:
-            raise DataFormatError(path, "a synthetic data set shard (zip archive)", got=f"{type(err).__name__}: {err}") from err
+            raise DataFormatError(
+                path, "a synthetic data set shard (zip archive)", got=f"{type(err).__name__}: {err}"
+            ) from err
         self._arrays: dict[str, np.ndarray] = {}
 
     def _read(self, entry: str) -> bytes:
@@ -104,10 +106,16 @@ class ShardReader:
             except DataFormatError:
                 raise
             except (ValueError, OSError, EOFError) as err:
-                raise DataFormatError(self.path, f"a .npy array in {entry!r}", got=f"{type(err).__name__}: {err}") from err
+                raise DataFormatError(
+                    self.path, f"a .npy array in {entry!r}", got=f"{type(err).__name__}: {err}"
+                ) from err
             want = (self.count, *self._expected_shape(name))
             if array.shape != want or array.dtype != np.dtype(FIELD_BY_NAME[name].dtype):
-                raise DataFormatError(self.path, f"{entry} of shape {list(want)} {FIELD_BY_NAME[name].dtype}", got=f"{list(array.shape)} {array.dtype}")
+                raise DataFormatError(
+                    self.path,
+                    f"{entry} of shape {list(want)} {FIELD_BY_NAME[name].dtype}",
+                    got=f"{list(array.shape)} {array.dtype}",
+                )
             self._arrays[name] = array
         return self._arrays[name]
 
@@ -124,7 +132,9 @@ class ShardReader:
             raise DataFormatError(self.path, f"a PNG image in {entry!r}", got=f"{type(err).__name__}: {err}") from err
         want = self._expected_shape(name)
         if array.shape != want or array.dtype != np.uint8:
-            raise DataFormatError(self.path, f"{entry} of shape {list(want)} uint8", got=f"{list(array.shape)} {array.dtype}")
+            raise DataFormatError(
+                self.path, f"{entry} of shape {list(want)} uint8", got=f"{list(array.shape)} {array.dtype}"
+            )
         return array
 
     def close(self) -> None:
