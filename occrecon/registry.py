@@ -16,6 +16,11 @@ Contract for the referenced classes:
 - ``DataModule(**data_cfg)``: a LightningDataModule taking the ``data`` section likewise.
 - ``model_schema``/``data_schema``: dataclasses extending
   :class:`occrecon.config.schema.BaseModelConfig` / :class:`~occrecon.config.schema.BaseDataConfig`.
+
+Data sets: ``data.dataset: <name>`` picks the data module from :data:`DATASETS` (one module per
+data set, shared by every stage that trains on it); the ``data`` section is then typed by that
+module's ``__init__`` signature (:func:`occrecon.config.signature.schema_from_signature`). A stage
+without a data module of its own (``datamodule=None``) requires ``data.dataset``.
 """
 
 from __future__ import annotations
@@ -33,14 +38,17 @@ class StageSpec:
 
     name: str
     system: str
-    datamodule: str
     model_schema: str
-    data_schema: str
+    datamodule: str | None = None
+    data_schema: str | None = None
     description: str = ""
 
     def load(self, field_name: str) -> Any:
         """Import and return the object named by ``field_name`` (``system``, ``datamodule``, ...)."""
-        return import_ref(getattr(self, field_name), what=f"stage {self.name!r} {field_name}")
+        ref = getattr(self, field_name)
+        if ref is None:
+            raise ConfigError(f"stage {self.name!r} has no {field_name} of its own: set data.dataset (one of {', '.join(sorted(DATASETS))})")
+        return import_ref(ref, what=f"stage {self.name!r} {field_name}")
 
 
 def import_ref(ref: str, what: str = "object") -> Any:
@@ -63,15 +71,33 @@ def import_ref(ref: str, what: str = "object") -> Any:
 
 def _spec(name: str, stem: str, description: str) -> StageSpec:
     # Convention for built-in stages: occrecon/systems/<name>.py holds <Stem>System and its
-    # <Stem>ModelConfig; datamodules/<name>.py holds <Stem>DataModule and its <Stem>DataConfig.
+    # <Stem>ModelConfig; the data come from a data set module chosen by ``data.dataset``.
     return StageSpec(
         name=name,
         system=f"occrecon.systems.{name}:{stem}System",
-        datamodule=f"datamodules.{name}:{stem}DataModule",
         model_schema=f"occrecon.systems.{name}:{stem}ModelConfig",
-        data_schema=f"datamodules.{name}:{stem}DataConfig",
         description=description,
     )
+
+
+DATASETS: dict[str, str] = {
+    "synthetic": "datamodules.synthetic:SyntheticDataModule",
+    "helen": "datamodules.helen:HelenDataModule",
+    "celebamask_hq": "datamodules.celebamask_hq:CelebAMaskHQDataModule",
+    "w300": "datamodules.w300:W300DataModule",
+    "aflw": "datamodules.aflw:AFLWDataModule",
+    "lfw": "datamodules.lfw:LFWDataModule",
+}
+"""``data.dataset`` name -> its LightningDataModule (``"module:Class"``)."""
+
+
+def get_dataset(name: str) -> Any:
+    """The data module class of a registered data set name or a ``"module:Class"`` reference."""
+    if name in DATASETS:
+        return import_ref(DATASETS[name], what=f"data set {name!r}")
+    if ":" in name:
+        return import_ref(name, what=f"data set {name!r}")
+    raise ConfigError(f"unknown data.dataset {name!r}; registered: {', '.join(sorted(DATASETS))} (or 'package.module:Class')")
 
 
 STAGES: dict[str, StageSpec] = {

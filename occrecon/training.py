@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 from occrecon.callbacks import RNGStateCallback, RunInfoCallback
 from occrecon.config.load import to_plain
 from occrecon.errors import ConfigError
-from occrecon.registry import get_stage
+from occrecon.registry import get_dataset, get_stage
 from occrecon.runs import RunPaths, prepare_run, resume_checkpoint
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,10 @@ def instantiate(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModu
     """``System(**model)`` and ``DataModule(**data)`` of the config's stage (plain containers)."""
     spec = get_stage(cfg.stage)
     system = spec.load("system")(**to_plain(cfg.model))
-    datamodule = spec.load("datamodule")(**to_plain(cfg.data))
-    return system, datamodule
+    data = to_plain(cfg.data)
+    dataset = data.pop("dataset", None)
+    datamodule_cls = spec.load("datamodule") if dataset is None else get_dataset(dataset)
+    return system, datamodule_cls(**data)
 
 
 def build_logger(cfg: DictConfig, paths: RunPaths, command: str = "fit") -> Logger | bool:

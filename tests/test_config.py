@@ -11,6 +11,7 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from torch import nn
 
 from occrecon.config.load import diff_configs, load_config, save_config, to_plain
+from occrecon.training import instantiate
 from occrecon.errors import ConfigError
 from occrecon.registry import StageSpec, get_stage
 from occrecon.runs import RunPaths
@@ -90,8 +91,8 @@ def test_stage_errors(tmp_path: Path) -> None:
         load_config([], ["stage=recon"])
     with pytest.raises(ConfigError, match="has no attribute 'NOPE'"):
         get_stage("tests.toy_stage:NOPE")
-    unwritten = StageSpec("later", "occrecon.systems.not_written_yet:S", "datamodules.not_written_yet:D",
-                          "occrecon.systems.not_written_yet:M", "datamodules.not_written_yet:C")
+    unwritten = StageSpec("later", system="occrecon.systems.not_written_yet:S", model_schema="occrecon.systems.not_written_yet:M",
+                          datamodule="datamodules.not_written_yet:D", data_schema="datamodules.not_written_yet:C")
     with pytest.raises(ConfigError, match=r"stage 'later' model_schema: module 'occrecon\.systems\.not_written_yet'"):
         unwritten.load("model_schema")
 
@@ -178,3 +179,17 @@ def test_csv_is_the_default_logger_and_none_disables(base: Path, tmp_path: Path)
     logger = build_logger(load_config([base]), paths, "test")
     assert isinstance(logger, CSVLogger) and Path(logger.log_dir) == tmp_path / "c" / "logs" / "test"
     assert build_logger(load_config([base], ["logger.kind=none"]), paths) is False
+
+
+def test_data_section_typed_by_the_dataset_module(tmp_path: Path) -> None:
+    """``data.dataset`` picks a data module; its __init__ signature types the data section."""
+    cfg = load_config([], [f"stage={TOY}", "data.dataset=tests.toy_stage:ToyDataModule", "data.batch_size=3"])
+    assert cfg.data.batch_size == 3 and cfg.data.dataset == "tests.toy_stage:ToyDataModule"
+    with pytest.raises(ConfigError, match="data.nope"):
+        load_config([], [f"stage={TOY}", "data.dataset=tests.toy_stage:ToyDataModule", "data.nope=1"])
+    with pytest.raises(ConfigError, match="data.batch_size"):
+        load_config([], [f"stage={TOY}", "data.dataset=tests.toy_stage:ToyDataModule", "data.batch_size=abc"])
+    with pytest.raises(ConfigError, match="unknown data.dataset 'imagenet'"):
+        load_config([], [f"stage={TOY}", "data.dataset=imagenet"])
+    system, datamodule = instantiate(load_config([], [f"stage={TOY}", "data.dataset=tests.toy_stage:ToyDataModule"]))
+    assert type(datamodule).__name__ == "ToyDataModule"

@@ -91,7 +91,7 @@ class ToySystem(L.LightningModule):
 class ToyDataModule(L.LightningDataModule):
     """Random images (fixed by a generator, not the global RNG) and their mean intensity."""
 
-    def __init__(self, image_size: int, batch_size: int, num_workers: int, root: str | None, num_samples: int) -> None:
+    def __init__(self, image_size: int = 16, batch_size: int = 4, num_workers: int = 0, root: str | None = None, num_samples: int = 32) -> None:
         super().__init__()
         self.save_hyperparameters()
         images = torch.rand(num_samples, 3, image_size, image_size, generator=torch_generator(0, "toy"))

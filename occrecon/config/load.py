@@ -22,17 +22,25 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from occrecon.config.schema import RESUME_FROZEN_DATA_KEYS, RESUME_MUTABLE_MODEL_PREFIXES, ExperimentConfig
 from occrecon.errors import ConfigError
-from occrecon.registry import StageSpec, get_stage
+from occrecon.config.signature import schema_from_signature
+from occrecon.registry import StageSpec, get_dataset, get_stage
 from occrecon.utils.io import atomic_write_text
 
 #: Keys under ``run`` that legitimately differ between a run and its resumption.
 _RUN_CONTROL_KEYS = ("run.resume", "run.overwrite", "run.id")
 
 
-def experiment_schema(spec: StageSpec) -> DictConfig:
+def data_schema(spec: StageSpec, dataset: str | None) -> type:
+    """The ``data`` dataclass: the data set module's signature, else the stage's own schema."""
+    if dataset is None:
+        return spec.load("data_schema")
+    return schema_from_signature(get_dataset(dataset), (("dataset", str, dataset),))
+
+
+def experiment_schema(spec: StageSpec, dataset: str | None = None) -> DictConfig:
     """The structured config of an experiment of stage ``spec`` (all defaults filled in)."""
     model_cls = spec.load("model_schema")
-    data_cls = spec.load("data_schema")
+    data_cls = data_schema(spec, dataset)
     schema_cls = dataclasses.make_dataclass(
         f"{model_cls.__name__}Experiment",
         [
@@ -80,7 +88,7 @@ def load_config(paths: Sequence[str | Path], overrides: Sequence[str] = ()) -> D
     layers = [(str(p), read_yaml(p)) for p in paths]
     layers += [(f"override {o!r}", c) for o, c in zip(overrides, parse_overrides(overrides), strict=True)]
     stage = _find_stage(layers)
-    cfg = experiment_schema(get_stage(stage))
+    cfg = experiment_schema(get_stage(stage), _find_dataset(layers))
     for source, layer in layers:
         try:
             cfg = OmegaConf.merge(cfg, layer)
@@ -172,6 +180,17 @@ def _find_stage(layers: list[tuple[str, DictConfig]]) -> str:
     if not isinstance(stage, str):
         raise ConfigError(f"{where}: stage: expected str, got {type(stage).__name__}")
     return stage
+
+
+def _find_dataset(layers: list[tuple[str, DictConfig]]) -> str | None:
+    dataset = None
+    for source, layer in layers:
+        value = OmegaConf.select(layer, "data.dataset", default=None)
+        if value is not None:
+            if not isinstance(value, str):
+                raise ConfigError(f"{source}: data.dataset: expected str, got {type(value).__name__}")
+            dataset = value
+    return dataset
 
 
 def _explain(err: OmegaConfBaseException, source: str, schema: DictConfig) -> str:
