@@ -167,3 +167,11 @@ def test_config_validation() -> None:
         SynthConfig(model="flame")
     with pytest.raises(ConfigError):
         SynthConfig.from_dict({"n": 4, "colour": "red"})
+
+
+def test_docs_describe_every_field() -> None:
+    from occrecon.synth.fields import DERIVED_FIELDS
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "synthetic.md").read_text(encoding="utf-8")
+    for name in [f.name for f in FIELDS] + list(DERIVED_FIELDS):
+        assert f"| `{name}` |" in text, name
