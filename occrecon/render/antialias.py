@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import torch
 
+from occrecon.render.torch_raster import take_rows
 from occrecon.utils.checks import check_shape
 
 MAX_HOPS = 4
@@ -71,65 +72,78 @@ def _signed_area(ndc: torch.Tensor) -> torch.Tensor:
     return (v1[..., 0] - v0[..., 0]) * (v2[..., 1] - v0[..., 1]) - (v2[..., 0] - v0[..., 0]) * (v1[..., 1] - v0[..., 1])
 
 
-def _centre(r: torch.Tensor, c: torch.Tensor, height: int, width: int, dtype: torch.dtype) -> torch.Tensor:
-    """NDC ``[N, 2]`` of pixel centres (rasterizer orientation)."""
+def _centre(flat: torch.Tensor, height: int, width: int, dtype: torch.dtype) -> torch.Tensor:
+    """NDC ``[N, 2]`` of the centres of flat pixel indices (rasterizer orientation)."""
+    rem = flat % (height * width)
+    r, c = rem // width, rem % width
     return torch.stack([(2 * c + 1) / width - 1.0, (2 * r + 1) / height - 1.0], -1).to(dtype)
 
 
-def _exit(pos, tri, b, t_id, p_in, p_out):
-    """Where the segment ``p_in -> p_out`` leaves triangle ``t_id``: ``t [N]`` (> 1 if it does not),
-    the edge index ``[N]`` and the triangle's NDC corners ``[N, 3, 2]``."""
-    v = pos[b[:, None], tri[t_id]]  # [N, 3, 4]
-    ndc = v[..., :2] / v[..., 3:4]
+def _corners(pos: torch.Tensor, tri: torch.Tensor, b: torch.Tensor, t_id: torch.Tensor) -> torch.Tensor:
+    """NDC ``[N, 3, 2]`` of triangles ``t_id`` of batch items ``b`` (autograd flows to ``pos``)."""
+    vid = take_rows(tri, t_id) + (b * pos.shape[1])[:, None]
+    v = take_rows(pos.reshape(-1, 4), vid)
+    return v[..., :2] / v[..., 3:4]
+
+
+def _exit(ndc: torch.Tensor, p_in: torch.Tensor, p_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the segment ``p_in -> p_out`` leaves the triangles ``ndc [N, 3, 2]``: ``t [N]`` (> 1 if
+    it does not) and the edge index ``[N]``."""
     l_in, l_out = _screen_bary(ndc, p_in), _screen_bary(ndc, p_out)
     leaving = l_out < 0
     t_k = torch.where(leaving, l_in / torch.where(leaving, l_in - l_out, torch.ones_like(l_in)), torch.full_like(l_in, 2.0))
-    t, k = t_k.min(-1)
-    return t, k, ndc
+    return t_k.min(-1)
 
 
-def _pair_deltas(color, rast, pos, tri, nbr, axis):
+def _pair_deltas(color, rast, pos, tri, nbr, winding, axis):
     """Colour deltas of all pairs along ``axis`` (2 = horizontal, 1 = vertical) as (pixel, delta)."""
     n_batch, height, width, _ = rast.shape
     ids = rast[..., 3].long() - 1
-    z = torch.where(ids >= 0, rast[..., 2].detach(), torch.full_like(rast[..., 2], float("inf")))
+    z = torch.where(ids >= 0, rast[..., 2].detach(), torch.full_like(rast[..., 2], float("inf"))).reshape(-1)
     n = ids.shape[axis]
-    ida, idb = ids.narrow(axis, 0, n - 1), ids.narrow(axis, 1, n - 1)
-    b, i, j = (ida != idb).nonzero(as_tuple=True)
-    di, dj = (1, 0) if axis == 1 else (0, 1)
-    za, zb = z[b, i, j], z[b, i + di, j + dj]
-    a_front = za <= zb
-    fi = torch.where(a_front, i, i + di)
-    fj = torch.where(a_front, j, j + dj)
-    oi = torch.where(a_front, i + di, i)
-    oj = torch.where(a_front, j + dj, j)
-    t_id = ids[b, fi, fj]
-    p_in, p_out = _centre(fi, fj, height, width, pos.dtype), _centre(oi, oj, height, width, pos.dtype)
+    diff = ids.narrow(axis, 0, n - 1) != ids.narrow(axis, 1, n - 1)
+    b, i, j = diff.nonzero(as_tuple=True)
+    step = width if axis == 1 else 1
+    pa = (b * height + i) * width + j  # flat index of the first pixel; the second is pa + step
+    a_front = take_rows(z, pa) <= take_rows(z, pa + step)
+    front = torch.where(a_front, pa, pa + step)
+    other = torch.where(a_front, pa + step, pa)
+    t_id = take_rows(ids.reshape(-1), front)
+    t_other = take_rows(ids.reshape(-1), other)
+    n_tri = tri.shape[0]
+    # Pairs showing two edge-adjacent triangles of equal winding lie on one continuous surface:
+    # no silhouette between them (the bulk of all pairs on a dense mesh); drop them up front.
+    row = take_rows(nbr, t_id.clamp(min=0))
+    adjacent = (row == t_other[:, None]).any(-1) & (t_other >= 0)
+    same_wind = take_rows(winding, b * n_tri + t_id) == take_rows(winding, b * n_tri + t_other.clamp(min=0))
+    cand = (~(adjacent & same_wind)).nonzero().squeeze(1)
+    b, front, other, t_id = (take_rows(x, cand) for x in (b, front, other, t_id))
+    p_in = _centre(front, height, width, pos.dtype)
+    p_out = _centre(other, height, width, pos.dtype)
+    flat_nbr = nbr.reshape(-1)
     t = torch.full_like(p_in[:, 0], 2.0)
     done = torch.zeros_like(b, dtype=torch.bool)
     for _ in range(MAX_HOPS):
-        t_hop, edge_k, ndc = _exit(pos, tri, b, t_id, p_in, p_out)
-        other = nbr[t_id, edge_k]
+        t_hop, edge_k = _exit(_corners(pos, tri, b, t_id), p_in, p_out)
+        nb = take_rows(flat_nbr, t_id * 3 + edge_k)
         with torch.no_grad():
-            nb_v = pos[b[:, None], tri[other.clamp(min=0)]]
-            nb_area = _signed_area(nb_v[..., :2] / nb_v[..., 3:4])
-            sil = (other < 0) | (torch.sign(_signed_area(ndc)) != torch.sign(nb_area))
+            nb_wind = take_rows(winding, b * n_tri + nb.clamp(min=0))
+            sil = (nb < 0) | (take_rows(winding, b * n_tri + t_id) != nb_wind)
             hit = ~done & sil & (t_hop <= 1.0)
         t = torch.where(hit, t_hop, t)
         # The segment left T through an interior edge: walk into the neighbour (near vertices the
         # silhouette edge often belongs to the next triangle of the fan).
-        done = done | hit | (t_hop > 1.0) | (other < 0)
+        done = done | hit | (t_hop > 1.0) | (nb < 0)
         if bool(done.all()):
             break
-        t_id = torch.where(done, t_id, other)
-    keep = t <= 1.0
-    t, b, fi, fj, oi, oj = t[keep], b[keep], fi[keep], fj[keep], oi[keep], oj[keep]
-    c_front, c_other = color[b, fi, fj], color[b, oi, oj]
+        t_id = torch.where(done, t_id, nb)
+    keep = (t <= 1.0).nonzero().squeeze(1)
+    t, front, other = take_rows(t, keep), take_rows(front, keep), take_rows(other, keep)
+    flat_color = color.reshape(-1, color.shape[-1])
+    c_front, c_other = take_rows(flat_color, front), take_rows(flat_color, other)
     w_front = (0.5 - t).clamp(min=0)[:, None]
     w_other = (t - 0.5).clamp(min=0)[:, None]
-    flat_front = (b * height + fi) * width + fj
-    flat_other = (b * height + oi) * width + oj
-    pix = torch.cat([flat_front, flat_other])
+    pix = torch.cat([front, other])
     delta = torch.cat([w_front * (c_other - c_front), w_other * (c_front - c_other)])
     return pix, delta
 
@@ -151,8 +165,10 @@ def antialias(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: t
     check_shape(pos, [rast.shape[0], "V", 4], "pos")
     tri = tri.long()
     nbr = edge_topology(tri) if topology is None else topology.to(tri.device)
+    with torch.no_grad():
+        winding = torch.sign(_signed_area(pos[:, tri, :2] / pos[:, tri, 3:4])).reshape(-1)  # [B * F]
     out = color.reshape(-1, color.shape[-1])
     for axis in (1, 2):
-        pix, delta = _pair_deltas(color, rast, pos, tri, nbr, axis)
+        pix, delta = _pair_deltas(color, rast, pos, tri, nbr, winding, axis)
         out = out.index_add(0, pix, delta)
     return out.view_as(color)

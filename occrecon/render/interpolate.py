@@ -37,5 +37,5 @@ def interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor) -> to
     a = take_rows(attr.reshape(-1, attr.shape[-1]), vidx)  # [N, 3, C]
     u, v = hit[:, 0:1], hit[:, 1:2]
     vals = u * a[:, 0] + v * a[:, 1] + (1.0 - u - v) * a[:, 2]
-    out = vals.new_zeros(n_batch * height * width, attr.shape[-1]).index_put((pix,), vals)
+    out = vals.new_zeros(n_batch * height * width, attr.shape[-1]).index_copy(0, pix, vals)
     return out.view(n_batch, height, width, -1)

@@ -35,6 +35,7 @@ from occrecon.errors import ConfigError
 from occrecon.geometry.camera import Camera
 from occrecon.geometry.lighting import shade, shade_pixels
 from occrecon.render.backend import RasterBackend, get_backend
+from occrecon.render.torch_raster import take_rows
 from occrecon.utils.checks import check_shape
 
 
@@ -64,8 +65,8 @@ def _nearest_vertex_labels(rast: torch.Tensor, tri: torch.Tensor, vertex_labels:
     ids = rast[..., 3].long() - 1
     u, v = rast[..., 0].detach(), rast[..., 1].detach()
     corner = torch.stack([u, v, 1.0 - u - v], -1).argmax(-1)
-    vert = tri.long()[ids.clamp(min=0)].gather(-1, corner[..., None]).squeeze(-1)
-    return torch.where(ids >= 0, vertex_labels.long()[vert], torch.zeros_like(vert))
+    vert = take_rows(tri.long().reshape(-1), ids.clamp(min=0) * 3 + corner)
+    return torch.where(ids >= 0, take_rows(vertex_labels.long(), vert), torch.zeros_like(vert))
 
 
 class MeshRenderer(torch.nn.Module):

@@ -197,7 +197,6 @@ def rasterize(pos: torch.Tensor, tri: torch.Tensor, resolution: tuple[int, int],
     tri_id = visible_triangles(pos.detach(), tri, (height, width), chunk_elems)
     pix, vals = barycentrics_at(pos, tri, tri_id, (height, width))
     ident = (take_rows(tri_id.reshape(-1), pix) + 1).to(pos.dtype)[:, None]
-    flat = pos.new_zeros(pos.shape[0] * height * width, 4)
-    flat = flat.index_put((pix,), torch.cat([vals, ident], -1))
+    flat = pos.new_zeros(pos.shape[0] * height * width, 4).index_copy(0, pix, torch.cat([vals, ident], -1))
     return flat.view(pos.shape[0], height, width, 4)
 
