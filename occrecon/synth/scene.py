@@ -154,85 +154,96 @@ class SceneContext:
             landmark_indices=self.model.landmark_indices if landmarks else None, shading="pixel",
         )  # fmt: skip
 
-    def render_sample(self, index: int) -> dict[str, np.ndarray]:
-        """Render sample ``index``: a dict with every field of :mod:`occrecon.synth.fields`."""
+    def _face_pass(self, draw: _Draw, index: int, pose: torch.Tensor) -> dict[str, Any]:
+        """Render the face alone: ``I_gt``, labels, coarse and detailed depth, normals, landmarks."""
         c = self.config
-        draw = self.draw(index)
-        identity, picture = c.identity_of(index)
-        pose = torch.cat([draw.coeffs.angles, draw.coeffs.scale, draw.coeffs.translation], 1)
-        gamma = draw.coeffs.gamma
         geo = self.model(draw.coeffs)
         verts, normals, albedo = geo.vertices[0], geo.normals[0], geo.albedo[0].clamp(0.0, 1.0)
+        gamma = draw.coeffs.gamma
         face = self._render(verts, self.faces, albedo, normals, self.model.region_labels, pose, gamma, landmarks=True)
         covered = face.triangle_index[0].reshape(-1) >= 0
-
-        # detail: displacement along normals evaluated per pixel on canonical positions
-        params = sample_detail_params(torch_generator(c.seed, "identity-detail", identity), draw.coeffs.exp[0])
-        canonical = _gather(self.canonical, face, self.faces)
-        n_model = torch.nn.functional.normalize(_gather(normals, face, self.faces), dim=-1)
-        height, n_detail = detailed_normals(canonical, n_model, self.anchors, params)
-        rot = self.camera.rotation(pose)[0]
-        n_view_coarse, n_view = n_model @ rot.T, n_detail @ rot.T
-        depth = face.depth[0, 0].reshape(-1)[covered]
-        view_pts = self.camera.view_from_model(_gather(verts, face, self.faces)[None], pose)
-        rays = -self.camera.directions_to_camera(view_pts)[0]
-        depth_detail = detailed_depth(depth, height, n_view_coarse, rays)
-
-        rgb_face = shade_pixels(_gather(albedo, face, self.faces)[None], n_view[None], gamma)[0]
-        background = (
-            torch.from_numpy(textured_background(numpy_generator(c.seed, "background", index), c.size)).float() / 255.0
+        # detail: displacement along the normals, evaluated per pixel on canonical positions
+        params = sample_detail_params(
+            torch_generator(c.seed, "identity-detail", c.identity_of(index)[0]), draw.coeffs.exp[0]
         )
-        i_gt = background.reshape(-1, 3).clone()
-        i_gt[covered] = rgb_face.clamp(0.0, 1.0)
-        i_gt = i_gt.reshape(c.size, c.size, 3)
+        n_model = torch.nn.functional.normalize(_gather(normals, face, self.faces), dim=-1)
+        height, n_detail = detailed_normals(_gather(self.canonical, face, self.faces), n_model, self.anchors, params)
+        rot = self.camera.rotation(pose)[0]
+        depth = face.depth[0, 0].reshape(-1)[covered]
+        rays = -self.camera.directions_to_camera(
+            self.camera.view_from_model(_gather(verts, face, self.faces)[None], pose)
+        )[0]
+        depth_detail = detailed_depth(depth, height, n_model @ rot.T, rays)
+        rgb = shade_pixels(_gather(albedo, face, self.faces)[None], (n_detail @ rot.T)[None], gamma)[0]
+        background = textured_background(numpy_generator(c.seed, "background", index), c.size)
+        i_gt = torch.from_numpy(background).float().reshape(-1, 3) / 255.0
+        i_gt[covered] = rgb.clamp(0.0, 1.0)
 
         def pixel_map(values: torch.Tensor, channels: int) -> torch.Tensor:
             full = values.new_zeros(c.size * c.size, channels)
             full[covered] = values.reshape(-1, channels)
             return full.reshape(c.size, c.size, channels).squeeze(-1)
 
-        d, d_detail = pixel_map(depth, 1), pixel_map(depth_detail, 1)
-        parsing_gt = face.labels[0]
-        i_in, parsing_in, occluders = i_gt.clone(), parsing_gt.clone(), torch.zeros(c.size, c.size, dtype=torch.uint8)
+        return {
+            "geometry": (verts, normals, albedo), "i_gt": i_gt.reshape(c.size, c.size, 3), "parsing_gt": face.labels[0],
+            "covered": covered.reshape(c.size, c.size), "d": pixel_map(depth, 1), "d_detail": pixel_map(depth_detail, 1),
+            "normals": pixel_map(n_detail @ rot.T, 3), "landmarks": face.landmarks[0], "visible": face.landmark_visible[0],
+        }  # fmt: skip
+
+    def render_sample(self, index: int) -> dict[str, np.ndarray]:
+        """Render sample ``index``: a dict with every field of :mod:`occrecon.synth.fields`."""
+        c = self.config
+        draw = self.draw(index)
+        identity, picture = c.identity_of(index)
+        pose = torch.cat([draw.coeffs.angles, draw.coeffs.scale, draw.coeffs.translation], 1)
+        f = self._face_pass(draw, index, pose)
+        i_in, parsing_in = f["i_gt"].clone(), f["parsing_gt"].clone()
+        occluders = torch.zeros(c.size, c.size, dtype=torch.uint8)
         if draw.glasses:
             style = sample_glasses_style(torch_generator(c.seed, "identity-style", identity))
-            glasses = build_glasses(verts, self.model.landmark_indices, style)
+            glasses = build_glasses(f["geometry"][0], self.model.landmark_indices, style)
             self._composite_glasses(
-                glasses, style.lens_alpha, verts, normals, albedo, pose, gamma, i_in, parsing_in, occluders
+                glasses, style.lens_alpha, f["geometry"], pose, draw.coeffs.gamma, (i_in, parsing_in, occluders)
             )
-        landmarks = face.landmarks[0]
-        self._paint_layers(draw, index, landmarks.numpy(), i_in, parsing_in, occluders)
-
-        lm = landmarks.numpy()
-        col = np.clip(np.floor(lm[:, 0]).astype(int), 0, c.size - 1)
-        row = np.clip(np.floor(lm[:, 1]).astype(int), 0, c.size - 1)
-        scale = c.heatmap_size / c.size
-        heat = edge_line_heatmaps(landmarks[None] * scale, (c.heatmap_size, c.heatmap_size), sigma=c.sigma)[0]
-        bump = np.where(
-            covered.reshape(c.size, c.size).numpy(),
-            encode_bump(d_detail - d, c.bump_range),
-            encode_bump(np.zeros(1), c.bump_range)[0],
-        )
-        y = self.layout.join(draw.coeffs)[0]
+        lm = f["landmarks"].numpy()
+        self._paint_layers(draw, index, lm, i_in, parsing_in, occluders)
+        col, row = (np.clip(np.floor(lm[:, k]).astype(int), 0, c.size - 1) for k in (0, 1))
+        heat = edge_line_heatmaps(
+            f["landmarks"][None] * (c.heatmap_size / c.size), (c.heatmap_size, c.heatmap_size), sigma=c.sigma
+        )[0]
+        phi0 = encode_bump(np.zeros(1), c.bump_range)[0]
+        bump = np.where(f["covered"].numpy(), encode_bump(f["d_detail"] - f["d"], c.bump_range), phi0)
         to_u8 = lambda t: (t.clamp(0, 1) * 255.0 + 0.5).floor().to(torch.uint8).numpy()  # noqa: E731
         return {
-            "I_in": to_u8(i_in), "I_gt": to_u8(i_gt),
-            "parsing_in": parsing_in.numpy().astype(np.uint8), "parsing_gt": parsing_gt.numpy().astype(np.uint8),
+            "I_in": to_u8(i_in), "I_gt": to_u8(f["i_gt"]),
+            "parsing_in": parsing_in.numpy().astype(np.uint8), "parsing_gt": f["parsing_gt"].numpy().astype(np.uint8),
             "occluders": occluders.numpy(), "bump": bump.astype(np.uint8),
-            "depth_coarse": d.numpy().astype(np.float32), "depth_detail": d_detail.numpy().astype(np.float32),
-            "normals": pixel_map(n_view, 3).numpy().astype(np.float16),
-            "landmarks": lm.astype(np.float32), "landmark_visible": face.landmark_visible[0].numpy(),
+            "depth_coarse": f["d"].numpy().astype(np.float32), "depth_detail": f["d_detail"].numpy().astype(np.float32),
+            "normals": f["normals"].numpy().astype(np.float16),
+            "landmarks": lm.astype(np.float32), "landmark_visible": f["visible"].numpy(),
             "landmark_occluded": occluders.numpy()[row, col] > 0,
             "edge_lines": (heat * 255.0 + 0.5).floor().to(torch.uint8).numpy(),
-            "coeffs": y.numpy().astype(np.float32), "camera_pose": pose[0].numpy().astype(np.float32),
+            "coeffs": self.layout.join(draw.coeffs)[0].numpy().astype(np.float32), "camera_pose": pose[0].numpy().astype(np.float32),
             "identity": np.int64(identity), "image_index": np.int64(picture), "index": np.int64(index),
             "glasses": np.uint8(draw.glasses), "hand": np.bool_(draw.hand), "hair": np.bool_(draw.hair),
         }  # fmt: skip
 
     def _composite_glasses(
-        self, glasses: GlassesMesh, alpha: float, verts, normals, albedo, pose, gamma, i_in, parsing_in, occluders
+        self,
+        glasses: GlassesMesh,
+        alpha: float,
+        geometry: tuple[torch.Tensor, ...],
+        pose: torch.Tensor,
+        gamma: torch.Tensor,
+        targets: tuple[torch.Tensor, ...],
     ) -> None:
-        """Rasterize face + glasses together (with and without lenses) and blend the lenses in place."""
+        """Rasterize face + glasses together (with and without lenses); blend into ``targets`` in place.
+
+        ``geometry`` = face ``(vertices, normals, albedo)`` ``[V, 3]`` each; ``targets`` =
+        ``(I_in [H, W, 3], parsing_in [H, W], occluders [H, W])``, modified in place.
+        """
+        verts, normals, albedo = geometry
+        i_in, parsing_in, occluders = targets
         n_face_v, n_face_f = verts.shape[0], self.faces.shape[0]
         all_v = torch.cat([verts, glasses.vertices])
         all_n = torch.cat([normals, glasses.normals])
