@@ -105,6 +105,8 @@ class NvdiffrastBackend:
         return rast
 
     def interpolate(self, attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
+        if attr.dim() == 2:  # instanced mode wants [1, V, C] to broadcast over the batch
+            attr = attr[None]
         return self._dr.interpolate(attr.float().contiguous(), rast, tri.int().contiguous())[0]
 
     def antialias(self, color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
