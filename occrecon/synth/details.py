@@ -95,7 +95,7 @@ def sample_detail_params(identity_gen: torch.Generator, expression: torch.Tensor
     depth = {k: age * _uniform(identity_gen, 0.5, 1.0) for k in ("forehead", "crows", "frown", "nasolabial")}
     proj = torch.randn(4, expression.numel(), generator=torch.Generator().manual_seed(4242))
     drive = torch.sigmoid(proj @ expression.float() / math.sqrt(expression.numel()) * 2.0) * 2.0  # (0, 2)
-    pore_freq = torch.randn(6, 3, generator=identity_gen) * 40.0
+    pore_freq = torch.randn(6, 3, generator=identity_gen) * 8.0  # cycles per dm: above ~6 px per period at 128 px
     pore_phase = torch.rand(6, generator=identity_gen) * 2 * math.pi
     return DetailParams(
         forehead=0.007 * depth["forehead"] * float(drive[0]),
@@ -105,7 +105,7 @@ def sample_detail_params(identity_gen: torch.Generator, expression: torch.Tensor
         spacing=_uniform(identity_gen, 0.07, 0.11),
         phase=_uniform(identity_gen, 0.0, 2 * math.pi),
         waviness=_uniform(identity_gen, 0.0, 0.03),
-        pores=0.0006 * age,
+        pores=0.0008 * age,
         pore_freq=pore_freq,
         pore_phase=pore_phase,
     )
