@@ -175,3 +175,13 @@ def test_docs_describe_every_field() -> None:
     text = (Path(__file__).resolve().parents[1] / "docs" / "synthetic.md").read_text(encoding="utf-8")
     for name in [f.name for f in FIELDS] + list(DERIVED_FIELDS):
         assert f"| `{name}` |" in text, name
+
+
+def test_damaged_manifest_names_the_file(copy: Path) -> None:
+    (copy / MANIFEST).write_text("{not json")
+    with pytest.raises(DataFormatError, match="manifest.json"):
+        SyntheticDataset(copy)
+    partial = {"format": "occrecon-synth", "format_version": FORMAT_VERSION, "complete": True}
+    (copy / MANIFEST).write_text(json.dumps(partial))  # right version, missing keys
+    with pytest.raises(DataFormatError, match="manifest.json"):
+        SyntheticDataset(copy)

@@ -84,15 +84,21 @@ def load_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
             "a complete data set",
             got="an interrupted generation; rerun the same `occrecon data synth` command to resume it",
         )
-    shards = manifest.get("shards", [])
-    covered = sum(int(s["count"]) for s in shards)
-    if covered != manifest["num_samples"] or any(
-        s["first"] != i * manifest["config"]["shard_size"] for i, s in enumerate(shards)
-    ):
+    try:
+        shards, total, step = manifest["shards"], int(manifest["num_samples"]), int(manifest["config"]["shard_size"])
+        covered = sum(int(s["count"]) for s in shards)
+        in_order = all(
+            int(s["first"]) == i * step and {"file", "bytes", "sha256"} <= set(s) for i, s in enumerate(shards)
+        )
+    except (KeyError, TypeError, ValueError) as err:
         raise DataFormatError(
             path,
-            f"shards covering samples 0..{manifest['num_samples'] - 1} in order",
-            got=f"{len(shards)} shards with {covered} samples",
+            "the manifest keys of format_version 1 (shards, num_samples, config)",
+            got=f"{type(err).__name__}: {err}",
+        ) from err
+    if covered != total or not in_order:
+        raise DataFormatError(
+            path, f"shards covering samples 0..{total - 1} in order", got=f"{len(shards)} shards with {covered} samples"
         )
     return manifest
 
