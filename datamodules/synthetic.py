@@ -256,7 +256,11 @@ class SyntheticDataModule(L.LightningDataModule):
         self.datasets: dict[str, SyntheticFaces] = {}
 
     def prepare_data(self) -> None:
-        """Generate the data set (or finish an interrupted generation) when ``root`` has no complete one."""
+        """Generate the data set (or finish an interrupted generation) when ``root`` has no complete one.
+
+        A complete data set already in ``root`` is used as it is, whatever the ``synth_*`` settings
+        (its manifest records the config it was made with).
+        """
         from occrecon.synth.config import SynthConfig
         from occrecon.synth.dataset_writer import MANIFEST, generate_dataset
 
@@ -278,7 +282,7 @@ class SyntheticDataModule(L.LightningDataModule):
         return [i for i, ident in enumerate(identities) if assignment[ident] == split]
 
     def setup(self, stage: str | None = None) -> None:
-        if self.generate and not (self.root / "manifest.json").is_file():  # used without a Trainer
+        if self.generate:  # used without a Trainer; a no-op when prepare_data already ran
             self.prepare_data()
         for split in SPLITS:
             if split in self.datasets:
