@@ -34,6 +34,7 @@ import torch
 from occrecon.utils.checks import check_shape
 
 DEFAULT_CHUNK_ELEMS = 1 << 21
+TRIANGLES_PER_GROUP = 1 << 17
 _EMPTY = torch.iinfo(torch.int64).max
 
 
@@ -165,17 +166,20 @@ def barycentrics_at(pos: torch.Tensor, tri: torch.Tensor, tri_id: torch.Tensor, 
     pix = (flat_ids >= 0).nonzero().squeeze(1)
     b, rem = pix // (height * width), pix % (height * width)
     i, j = rem // width, rem % width
-    vid = take_rows(tri.long(), take_rows(flat_ids, pix)) + (b * pos.shape[1])[:, None]
-    x, y, z, w = take_rows(pos.reshape(-1, 4), vid).unbind(-1)  # each [N, 3]
-    px = ((2 * j + 1) / width - 1.0).to(pos.dtype)[:, None]
-    py = ((2 * i + 1) / height - 1.0).to(pos.dtype)[:, None]
-    # b_k ∝ (h_{k+1} x h_{k+2}) . (px, py, 1) with h = (x, y, w): homogeneous edge functions.
-    nxt, prv = (1, 2, 0), (2, 0, 1)
-    xa, ya, wa, xc, yc, wc = x[:, nxt], y[:, nxt], w[:, nxt], x[:, prv], y[:, prv], w[:, prv]
-    lam = px * (ya * wc - wa * yc) + py * (wa * xc - xa * wc) + (xa * yc - ya * xc)
-    bary = lam / lam.sum(-1, keepdim=True)
-    zw = (bary * z).sum(-1) / (bary * w).sum(-1)
-    return pix, torch.stack([bary[:, 0], bary[:, 1], zw], -1)
+    vid = (take_rows(tri.long(), take_rows(flat_ids, pix)) + (b * pos.shape[1])[:, None]).T  # [3, N]
+    # Component-major gathers: every x0, x1, ... below is a contiguous [N] row.
+    x, y, z, w = (take_rows(c, vid) for c in pos.reshape(-1, 4).unbind(-1))  # each [3, N]
+    px = ((2 * j + 1) / width - 1.0).to(pos.dtype)
+    py = ((2 * i + 1) / height - 1.0).to(pos.dtype)
+
+    def lam(a: int, c: int) -> torch.Tensor:
+        # (h_a x h_c) . (px, py, 1) with h = (x, y, w): a homogeneous edge function.
+        return px * (y[a] * w[c] - w[a] * y[c]) + py * (w[a] * x[c] - x[a] * w[c]) + (x[a] * y[c] - y[a] * x[c])
+
+    l0, l1, l2 = lam(1, 2), lam(2, 0), lam(0, 1)  # proportional to the clip-space barycentrics
+    total = l0 + l1 + l2
+    zw = (l0 * z[0] + l1 * z[1] + l2 * z[2]) / (l0 * w[0] + l1 * w[1] + l2 * w[2])
+    return pix, torch.stack([l0 / total, l1 / total, zw], -1)
 
 
 def rasterize(pos: torch.Tensor, tri: torch.Tensor, resolution: tuple[int, int], chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> torch.Tensor:
@@ -194,7 +198,9 @@ def rasterize(pos: torch.Tensor, tri: torch.Tensor, resolution: tuple[int, int],
     check_shape(pos, ["B", "V", 4], "pos")
     check_shape(tri, ["F", 3], "tri")
     height, width = int(resolution[0]), int(resolution[1])
-    tri_id = visible_triangles(pos.detach(), tri, (height, width), chunk_elems)
+    # Pass 1 in groups of batch items: ~B * F per-triangle temporaries stay cache-sized.
+    group = max(1, TRIANGLES_PER_GROUP // max(1, tri.shape[0]))
+    tri_id = torch.cat([visible_triangles(p, tri, (height, width), chunk_elems) for p in pos.detach().split(group)])
     pix, vals = barycentrics_at(pos, tri, tri_id, (height, width))
     ident = (take_rows(tri_id.reshape(-1), pix) + 1).to(pos.dtype)[:, None]
     flat = pos.new_zeros(pos.shape[0] * height * width, 4).index_copy(0, pix, torch.cat([vals, ident], -1))
