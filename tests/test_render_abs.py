@@ -15,7 +15,16 @@ from occrecon.render.face import render_face  # noqa: E402
 from occrecon.render.mesh_renderer import MeshRenderer  # noqa: E402
 
 
-def test_photometric_and_landmark_fit_recovers_shape():
+@pytest.fixture
+def one_thread():
+    # Tiny tensors: threads only add contention on a shared 2-core machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_photometric_and_landmark_fit_recovers_shape(one_thread):
     torch.manual_seed(0)
     model = MorphableModel(procedural.procedural_face_data())
     renderer = MeshRenderer("torch", 64)
