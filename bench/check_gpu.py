@@ -104,7 +104,9 @@ def main() -> int:
         ref_name, ref, ref_dev = "nvdiffrast/cuda", get_backend("nvdiffrast"), "cuda"
         others = [("torch/cuda", TorchBackend(), "cuda"), ("torch/cpu", TorchBackend(), "cpu")]
     else:
-        print("nvdiffrast not available (needs CUDA and `pip install diffrp-nvdiffrast`): checking the torch backend only")
+        print(
+            "nvdiffrast not available (needs CUDA and `pip install diffrp-nvdiffrast`): checking the torch backend only"
+        )
         ref_name, ref, ref_dev = "torch/cpu", TorchBackend(), "cpu"
         if torch.cuda.is_available():
             others = [("torch/cuda", TorchBackend(), "cuda")]

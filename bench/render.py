@@ -33,7 +33,9 @@ def synthetic_face(n_tri: int = 70_000) -> tuple[torch.Tensor, torch.Tensor]:
     t = torch.linspace(-1, 1, n)
     yy, xx = torch.meshgrid(t, t, indexing="ij")
     r2 = (xx**2 + yy**2).clamp(max=1)
-    verts = torch.stack([0.75 * xx, 0.95 * yy, 0.6 * torch.sqrt(1 - r2) + 0.05 * torch.sin(9 * xx) * torch.cos(7 * yy)], -1)
+    verts = torch.stack(
+        [0.75 * xx, 0.95 * yy, 0.6 * torch.sqrt(1 - r2) + 0.05 * torch.sin(9 * xx) * torch.cos(7 * yy)], -1
+    )
     idx = torch.arange(n * n).reshape(n, n)
     a, b, c, d = idx[:-1, :-1], idx[:-1, 1:], idx[1:, 1:], idx[1:, :-1]
     faces = torch.cat([torch.stack([a, b, c], -1).reshape(-1, 3), torch.stack([a, c, d], -1).reshape(-1, 3)])
@@ -67,7 +69,9 @@ def clip_positions(verts: torch.Tensor, batch: int, device: str, seed: int = 0) 
 
 
 @torch.no_grad()
-def naive_dense_ids(pos: torch.Tensor, tri: torch.Tensor, size: int, chunk: int = 256, budget_s: float | None = None) -> float:
+def naive_dense_ids(
+    pos: torch.Tensor, tri: torch.Tensor, size: int, chunk: int = 256, budget_s: float | None = None
+) -> float:
     """Dense baseline; returns seconds for the whole mesh (extrapolated if the budget ran out)."""
     t0 = time.perf_counter()
     c = (torch.arange(size, dtype=pos.dtype, device=pos.device) * 2 + 1) / size - 1
@@ -137,7 +141,9 @@ def main() -> None:
                 ips = batch / time_backend(backend, pos, tri.to(device), reps)
                 ratio = ips / naive_ips if device == "cpu" else float("nan")
                 mark = "~" if naive_s > budget else " "
-                print(f"{name:<14} {tri.shape[0]:>6} {bname + '/' + device:<16} {batch:>5} {ips:>9.1f} {mark}{naive_ips:>11.3f} {ratio:>8.0f}x")
+                print(
+                    f"{name:<14} {tri.shape[0]:>6} {bname + '/' + device:<16} {batch:>5} {ips:>9.1f} {mark}{naive_ips:>11.3f} {ratio:>8.0f}x"
+                )
                 if device == "cpu" and batch == 32 and (summary is None or name == "procedural"):
                     summary = f"render bench ({torch.get_num_threads()} threads): torch CPU rasterize+interpolate {SIZE}px, {name} B=32: {ips:.1f} img/s = {ratio:.0f}x the naive dense rasterizer"
     print(summary)

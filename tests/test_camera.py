@@ -41,7 +41,11 @@ def test_positive_yaw_moves_nose_right_and_pitch_moves_it_down(cam):
 
 @pytest.mark.parametrize("cam", [ScaledOrthographicCamera((48, 64)), PerspectiveCamera((48, 64))])
 def test_y_up_model_point_is_above_centre_and_ndc_matches_pixels(cam):
-    pose = pose6(0.1, -0.2, 0.3, 0.05, 0.02, -0.1) if isinstance(cam, PerspectiveCamera) else pose6(0.1, -0.2, 0.3, 0.2, 3.0, -2.0)
+    pose = (
+        pose6(0.1, -0.2, 0.3, 0.05, 0.02, -0.1)
+        if isinstance(cam, PerspectiveCamera)
+        else pose6(0.1, -0.2, 0.3, 0.2, 3.0, -2.0)
+    )
     pts = torch.tensor([[[0.3, 0.8, 0.1], [-0.5, -0.2, 0.4]]], dtype=torch.float64)
     view = cam.view_from_model(pts, pose)
     clip = cam.clip_from_view(view, pose)
@@ -50,7 +54,9 @@ def test_y_up_model_point_is_above_centre_and_ndc_matches_pixels(cam):
     # x_px = (x_ndc + 1) / 2 * W ; y_px = (1 - y_ndc) / 2 * H  (the one y flip).
     torch.testing.assert_close(px[..., 0], (ndc[..., 0] + 1) / 2 * cam.width)
     torch.testing.assert_close(px[..., 1], (1 - ndc[..., 1]) / 2 * cam.height)
-    up = cam.pixels_from_view(cam.view_from_model(torch.tensor([[[0.0, 1.0, 0.0]]], dtype=torch.float64), pose6(*[0] * 6)), pose6(*[0] * 6))
+    up = cam.pixels_from_view(
+        cam.view_from_model(torch.tensor([[[0.0, 1.0, 0.0]]], dtype=torch.float64), pose6(*[0] * 6)), pose6(*[0] * 6)
+    )
     assert up[0, 0, 1] < cam.height / 2  # +y model is up in the image
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from occrecon.errors import ShapeError
-from occrecon.geometry.lighting import sh_basis, shade, shade_pixels, sh_irradiance
+from occrecon.geometry.lighting import sh_basis, sh_irradiance, shade, shade_pixels
 
 # Values from the reference cheat-sheet (independent of the code): a_l c_l products.
 A0C0, A1C1, A2C2 = 0.886227, 1.772454, 2.427032
@@ -45,7 +45,9 @@ def test_mono_equals_rgb_with_repeated_channels_and_rgb_is_channel_major():
     rgb = torch.zeros(1, 27, dtype=torch.float64)
     rgb[0, 9] = 0.2
     irr = sh_irradiance(n, rgb)
-    torch.testing.assert_close(irr[..., 1] - irr[..., 0], torch.full((1, 2), 0.2 * A0C0, dtype=torch.float64), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        irr[..., 1] - irr[..., 0], torch.full((1, 2), 0.2 * A0C0, dtype=torch.float64), atol=1e-6, rtol=0
+    )
     torch.testing.assert_close(irr[..., 0], irr[..., 2])
 
 
@@ -55,7 +57,9 @@ def test_linear_band_direction_for_frontal_light():
     g[0, 2] = 0.5
     n = torch.tensor([[[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]], dtype=torch.float64)
     irr = sh_irradiance(n, g)[0, :, 0]
-    torch.testing.assert_close(irr, torch.tensor([0.8 * A0C0 + 0.5 * A1C1, 0.8 * A0C0], dtype=torch.float64), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        irr, torch.tensor([0.8 * A0C0 + 0.5 * A1C1, 0.8 * A0C0], dtype=torch.float64), atol=1e-6, rtol=0
+    )
 
 
 def test_per_pixel_shading_renormalises_normals():

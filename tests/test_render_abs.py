@@ -9,7 +9,9 @@ yaw make the depth-only identity modes observable (a single orthographic view ca
 import pytest
 import torch
 
-procedural = pytest.importorskip("occrecon.facemodel.procedural", reason="face models (issue 3 facemodel part) not present")
+procedural = pytest.importorskip(
+    "occrecon.facemodel.procedural", reason="face models (issue 3 facemodel part) not present"
+)
 from occrecon.facemodel.morphable import MorphableModel  # noqa: E402
 from occrecon.render.face import render_face  # noqa: E402
 from occrecon.render.mesh_renderer import MeshRenderer  # noqa: E402

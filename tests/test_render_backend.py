@@ -8,7 +8,9 @@ import torch
 from occrecon.errors import ConfigError
 from occrecon.render import backend as rb
 
-needs_nvdiffrast = pytest.mark.skipif(not rb.nvdiffrast_available(), reason="needs CUDA and nvdiffrast.torch (pip install diffrp-nvdiffrast)")
+needs_nvdiffrast = pytest.mark.skipif(
+    not rb.nvdiffrast_available(), reason="needs CUDA and nvdiffrast.torch (pip install diffrp-nvdiffrast)"
+)
 
 
 def scene(device, n=400, batch=2, seed=0):

@@ -55,7 +55,9 @@ def test_antialiased_coverage_derivative_equals_edge_length_in_pixels():
     # box-filtered coverage by (rows crossed) * dx, so d(sum)/d(x_ndc) = rows * W / 2.
     h = w = 8
     x0, x1, y0, y1 = -0.6, 0.3, -0.55, 0.45  # rows 2..5 covered (4 rows); right edge at 5.2 px
-    pos = torch.tensor([[[x0, y0, 0, 1], [x1, y0, 0, 1], [x1, y1, 0, 1], [x0, y1, 0, 1]]], dtype=torch.float64, requires_grad=True)
+    pos = torch.tensor(
+        [[[x0, y0, 0, 1], [x1, y0, 0, 1], [x1, y1, 0, 1], [x0, y1, 0, 1]]], dtype=torch.float64, requires_grad=True
+    )
     rast = rasterize(pos, TRI, (h, w))
     mask = (rast[..., 3:4] > 0).double()
     out = antialias(mask, rast, pos, TRI)

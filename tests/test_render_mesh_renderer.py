@@ -47,7 +47,7 @@ def test_depth_of_tilted_plane_matches_ray_intersection_by_hand():
     slope = 0.5
     verts[:, 2] = slope * verts[:, 0]  # plane z = 0.5 x in model (= view up to the offset)
     out = render(verts, faces, cam, torch.zeros(1, 6, dtype=torch.float64))
-    (fx, fy), (cx, cy) = cam.focal_px, cam.center_px
+    fx, cx = cam.focal_px[0], cam.center_px[0]
     rows, cols = out.mask[0, 0].nonzero().unbind(1)
     assert rows.numel() > 30
     # Ray through pixel centre: X = depth * ((x-cx)/f, -(y-cy)/f, -1); plane: z_v + 10 = slope * x_v.
@@ -56,7 +56,9 @@ def test_depth_of_tilted_plane_matches_ray_intersection_by_hand():
     torch.testing.assert_close(out.depth[0, 0, rows, cols], depth_expect)
     assert (out.depth[0, 0][out.mask[0, 0] == 0] == 0).all()
     # The test feeds constant +z model normals and an unrotated pose: the normal map is +z.
-    torch.testing.assert_close(out.normal[0, :, rows, cols], torch.tensor([[0.0], [0.0], [1.0]], dtype=torch.float64).expand(3, rows.numel()))
+    torch.testing.assert_close(
+        out.normal[0, :, rows, cols], torch.tensor([[0.0], [0.0], [1.0]], dtype=torch.float64).expand(3, rows.numel())
+    )
 
 
 def test_shading_vertex_and_pixel_agree_on_flat_plane_with_hand_value():
@@ -66,7 +68,9 @@ def test_shading_vertex_and_pixel_agree_on_flat_plane_with_hand_value():
     vtx = render(verts, faces, cam, pose, shading="vertex")
     pix = render(verts, faces, cam, pose, shading="pixel")
     m = vtx.mask[0, 0] > 0
-    torch.testing.assert_close(vtx.image[0, :, m], torch.full((3, int(m.sum())), 0.5 * 0.8 * A0C0, dtype=torch.float64), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        vtx.image[0, :, m], torch.full((3, int(m.sum())), 0.5 * 0.8 * A0C0, dtype=torch.float64), atol=1e-6, rtol=0
+    )
     torch.testing.assert_close(vtx.image, pix.image)
 
 
@@ -116,7 +120,9 @@ def test_landmark_facing_away_is_invisible():
 def test_raw_buffers_are_flipped_once(antialias):
     verts, faces = grid(n=3)
     verts = verts * 0.5 + torch.tensor([0.0, 0.3, 0.0], dtype=torch.float64)
-    out = render(verts, faces, ScaledOrthographicCamera(16), torch.zeros(1, 6, dtype=torch.float64), antialias=antialias)
+    out = render(
+        verts, faces, ScaledOrthographicCamera(16), torch.zeros(1, 6, dtype=torch.float64), antialias=antialias
+    )
     assert torch.equal(out.triangle_index >= 0, out.mask[:, 0] > 0)
     assert torch.equal(out.rast[..., 3].flip(1).long() - 1, out.triangle_index)
     torch.testing.assert_close(out.barycentrics.sum(-1), out.mask[:, 0])

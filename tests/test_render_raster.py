@@ -91,7 +91,18 @@ def test_nearer_triangle_wins_regardless_of_order(order):
 
 
 def test_depth_clip_and_behind_camera():
-    pos = torch.tensor([[[-1.0, -1.0, 1.5, 1.0], [1.0, -1.0, 1.5, 1.0], [0.0, 1.0, 1.5, 1.0], [-1, -1, 0, -1.0], [1, -1, 0, -1.0], [0, 1, 0, -1.0]]])
+    pos = torch.tensor(
+        [
+            [
+                [-1.0, -1.0, 1.5, 1.0],
+                [1.0, -1.0, 1.5, 1.0],
+                [0.0, 1.0, 1.5, 1.0],
+                [-1, -1, 0, -1.0],
+                [1, -1, 0, -1.0],
+                [0, 1, 0, -1.0],
+            ]
+        ]
+    )
     rast = rasterize(pos, torch.tensor([[0, 1, 2], [3, 4, 5]]), (6, 6))
     assert (rast == 0).all()
 
@@ -110,7 +121,19 @@ def test_matches_dense_reference_on_random_meshes_with_batch_and_chunking():
 
 def test_shared_edge_is_watertight():
     # A fan of triangles around a centre whose edges pass exactly through pixel centres.
-    ring = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [-1.0, 1.0], [-1.0, 0.0], [-1.0, -1.0], [0.0, -1.0], [1.0, -1.0]])
+    ring = torch.tensor(
+        [
+            [0.0, 0.0],
+            [1.0, 0.0],
+            [1.0, 1.0],
+            [0.0, 1.0],
+            [-1.0, 1.0],
+            [-1.0, 0.0],
+            [-1.0, -1.0],
+            [0.0, -1.0],
+            [1.0, -1.0],
+        ]
+    )
     pos = torch.cat([ring, torch.zeros(9, 1), torch.ones(9, 1)], 1)[None].double()
     tri = torch.tensor([[0, k, k % 8 + 1] for k in range(1, 9)])
     rast = rasterize(pos, tri, (9, 9))  # centre pixel (4, 4) is exactly at the fan centre

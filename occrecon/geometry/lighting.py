@@ -22,7 +22,11 @@ AMBIENT_INIT = 0.8
 
 SH_A = (math.pi, 2.0 * math.pi / math.sqrt(3.0), 2.0 * math.pi / math.sqrt(8.0))
 """Ramamoorthi-Hanrahan irradiance factors ``a_l`` for bands 0, 1, 2."""
-SH_C = (1.0 / math.sqrt(4.0 * math.pi), math.sqrt(3.0) / math.sqrt(4.0 * math.pi), 3.0 * math.sqrt(5.0) / math.sqrt(12.0 * math.pi))
+SH_C = (
+    1.0 / math.sqrt(4.0 * math.pi),
+    math.sqrt(3.0) / math.sqrt(4.0 * math.pi),
+    3.0 * math.sqrt(5.0) / math.sqrt(12.0 * math.pi),
+)
 """Real SH normalisation constants ``c_l`` for bands 0, 1, 2."""
 
 
@@ -33,7 +37,7 @@ def sh_basis(normals: torch.Tensor) -> torch.Tensor:
     """
     check_shape(normals, ["*", 3], "normals")
     nx, ny, nz = normals.unbind(-1)
-    a0c0, a1c1, a2c2 = (a * c for a, c in zip(SH_A, SH_C))
+    a0c0, a1c1, a2c2 = (a * c for a, c in zip(SH_A, SH_C, strict=True))
     return torch.stack(
         [
             torch.full_like(nx, a0c0),

@@ -5,7 +5,14 @@ Layouts and signs: ``CONVENTIONS.md``. Backends: :mod:`occrecon.render.backend`.
 """
 
 from occrecon.render.antialias import antialias, edge_topology
-from occrecon.render.backend import BACKENDS, NvdiffrastBackend, RasterBackend, TorchBackend, get_backend, nvdiffrast_available
+from occrecon.render.backend import (
+    BACKENDS,
+    NvdiffrastBackend,
+    RasterBackend,
+    TorchBackend,
+    get_backend,
+    nvdiffrast_available,
+)
 from occrecon.render.face import camera_for_layout, camera_pose, render_face
 from occrecon.render.interpolate import interpolate
 from occrecon.render.mesh_renderer import MeshRenderer, RenderOutput

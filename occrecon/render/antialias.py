@@ -49,7 +49,9 @@ def edge_topology(tri: torch.Tensor) -> torch.Tensor:
     key = torch.minimum(a, b) * (int(tri.max()) + 1) + torch.maximum(a, b)
     key_sorted, order = torch.sort(key, stable=True)
     _, inverse, counts = torch.unique_consecutive(key_sorted, return_inverse=True, return_counts=True)
-    pair = (counts[inverse] == 2) & torch.cat([key_sorted[1:] == key_sorted[:-1], key_sorted.new_zeros(1, dtype=torch.bool)])
+    pair = (counts[inverse] == 2) & torch.cat(
+        [key_sorted[1:] == key_sorted[:-1], key_sorted.new_zeros(1, dtype=torch.bool)]
+    )
     first = pair.nonzero().squeeze(1)
     out = torch.full_like(key, -1)
     out[order[first]] = order[first + 1] // 3
@@ -59,6 +61,7 @@ def edge_topology(tri: torch.Tensor) -> torch.Tensor:
 
 def _screen_bary(verts_ndc: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     """Screen-space barycentrics ``[N, 3]`` of points ``p [N, 2]`` in triangles ``[N, 3, 2]``."""
+
     def cross(o, a, b):
         return (a[..., 0] - o[..., 0]) * (b[..., 1] - o[..., 1]) - (a[..., 1] - o[..., 1]) * (b[..., 0] - o[..., 0])
 
@@ -91,7 +94,9 @@ def _exit(ndc: torch.Tensor, p_in: torch.Tensor, p_out: torch.Tensor) -> tuple[t
     it does not) and the edge index ``[N]``."""
     l_in, l_out = _screen_bary(ndc, p_in), _screen_bary(ndc, p_out)
     leaving = l_out < 0
-    t_k = torch.where(leaving, l_in / torch.where(leaving, l_in - l_out, torch.ones_like(l_in)), torch.full_like(l_in, 2.0))
+    t_k = torch.where(
+        leaving, l_in / torch.where(leaving, l_in - l_out, torch.ones_like(l_in)), torch.full_like(l_in, 2.0)
+    )
     return t_k.min(-1)
 
 
@@ -148,7 +153,9 @@ def _pair_deltas(color, rast, pos, tri, nbr, winding, axis):
     return pix, delta
 
 
-def antialias(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: torch.Tensor, topology: torch.Tensor | None = None) -> torch.Tensor:
+def antialias(
+    color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: torch.Tensor, topology: torch.Tensor | None = None
+) -> torch.Tensor:
     """Blend colours across silhouette edges so that pixel coverage depends smoothly on geometry.
 
     Args:

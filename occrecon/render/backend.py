@@ -35,7 +35,9 @@ class RasterBackend(Protocol):
 
     def interpolate(self, attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor) -> torch.Tensor: ...
 
-    def antialias(self, color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: torch.Tensor) -> torch.Tensor: ...
+    def antialias(
+        self, color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: torch.Tensor
+    ) -> torch.Tensor: ...
 
 
 class TorchBackend:

@@ -44,7 +44,9 @@ def _layout_of(model: Any, coeffs: torch.Tensor) -> Any:
     raise ShapeError("coefficients", expect, tuple(coeffs.shape))
 
 
-def render_face(model: Any, coeffs: torch.Tensor, renderer: MeshRenderer, camera: Camera | None = None, shading: str = "vertex") -> RenderOutput:
+def render_face(
+    model: Any, coeffs: torch.Tensor, renderer: MeshRenderer, camera: Camera | None = None, shading: str = "vertex"
+) -> RenderOutput:
     """Evaluate ``model`` at ``coeffs [B, size]`` and render it with labels and 68 landmarks.
 
     The camera defaults to :func:`camera_for_layout` of the coefficient layout at the renderer's
@@ -55,6 +57,14 @@ def render_face(model: Any, coeffs: torch.Tensor, renderer: MeshRenderer, camera
     geom = model(c)
     camera = camera or camera_for_layout(layout.kind, renderer.resolution)
     return renderer.render(
-        geom.vertices, model.triangles, camera, camera_pose(c), geom.albedo, geom.normals, c.gamma,
-        vertex_labels=model.region_labels, landmark_indices=model.landmark_indices, shading=shading,
+        geom.vertices,
+        model.triangles,
+        camera,
+        camera_pose(c),
+        geom.albedo,
+        geom.normals,
+        c.gamma,
+        vertex_labels=model.region_labels,
+        landmark_indices=model.landmark_indices,
+        shading=shading,
     )

@@ -79,7 +79,13 @@ class MeshRenderer(torch.nn.Module):
         depth_tolerance: landmark visibility tolerance in model units.
     """
 
-    def __init__(self, backend: str | RasterBackend = "auto", image_size: int | tuple[int, int] = 224, antialias: bool = True, depth_tolerance: float = 0.05) -> None:
+    def __init__(
+        self,
+        backend: str | RasterBackend = "auto",
+        image_size: int | tuple[int, int] = 224,
+        antialias: bool = True,
+        depth_tolerance: float = 0.05,
+    ) -> None:
         super().__init__()
         self.backend = get_backend(backend) if isinstance(backend, str) else backend
         h, w = (image_size, image_size) if isinstance(image_size, int) else image_size

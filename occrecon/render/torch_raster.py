@@ -97,8 +97,12 @@ def _triangle_setup(pos: torch.Tensor, tri: torch.Tensor, height: int, width: in
     # z/w is affine in screen space: z(p) = sum_k E_k(p) / |area| * z_k.
     zk = pz / area.abs().clamp(min=1e-30)
     zplane = [edges[c] * zk[0] + edges[3 + c] * zk[1] + edges[6 + c] * zk[2] for c in range(3)]
-    box = [take_rows(jmin.reshape(-1), idx).clamp(min=0), take_rows(imin.reshape(-1), idx).clamp(min=0),
-           take_rows(jmax.reshape(-1), idx).clamp(max=width - 1), take_rows(imax.reshape(-1), idx).clamp(max=height - 1)]
+    box = [
+        take_rows(jmin.reshape(-1), idx).clamp(min=0),
+        take_rows(imin.reshape(-1), idx).clamp(min=0),
+        take_rows(jmax.reshape(-1), idx).clamp(max=width - 1),
+        take_rows(imax.reshape(-1), idx).clamp(max=height - 1),
+    ]
     ints = torch.stack([b.long() for b in box] + [(idx // n_tri) * (height * width), idx % n_tri])
     return torch.stack(edges + zplane), ints
 
@@ -108,7 +112,15 @@ def _size_class(extent: torch.Tensor) -> torch.Tensor:
     return torch.ceil(torch.log2(extent.to(torch.float32))).long()
 
 
-def _scatter_bin(zbuf: torch.Tensor, planes: torch.Tensor, ints: torch.Tensor, kw: int, kh: int, size: tuple[int, int], chunk_elems: int) -> None:
+def _scatter_bin(
+    zbuf: torch.Tensor,
+    planes: torch.Tensor,
+    ints: torch.Tensor,
+    kw: int,
+    kh: int,
+    size: tuple[int, int],
+    chunk_elems: int,
+) -> None:
     """Rasterize triangles (all with boxes within ``kw x kh`` pixels) into the flat ``zbuf``."""
     height, width = size
     dy, dx = torch.meshgrid(torch.arange(kh, device=zbuf.device), torch.arange(kw, device=zbuf.device), indexing="ij")
@@ -131,7 +143,9 @@ def _scatter_bin(zbuf: torch.Tensor, planes: torch.Tensor, ints: torch.Tensor, k
 
 
 @torch.no_grad()
-def visible_triangles(pos: torch.Tensor, tri: torch.Tensor, resolution: tuple[int, int], chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> torch.Tensor:
+def visible_triangles(
+    pos: torch.Tensor, tri: torch.Tensor, resolution: tuple[int, int], chunk_elems: int = DEFAULT_CHUNK_ELEMS
+) -> torch.Tensor:
     """Z-buffered triangle index per pixel, ``[B, H, W]`` int64, ``-1`` where empty (pass 1)."""
     height, width = resolution
     planes, ints = _triangle_setup(pos, tri.long(), height, width)
@@ -142,15 +156,19 @@ def visible_triangles(pos: torch.Tensor, tri: torch.Tensor, resolution: tuple[in
         planes, ints = planes.index_select(1, order), ints.index_select(1, order)
         values, counts = torch.unique_consecutive(bins, return_counts=True)
         start = 0
-        for value, count in zip(values.tolist(), counts.tolist()):
+        for value, count in zip(values.tolist(), counts.tolist(), strict=True):
             sl = slice(start, start + count)
-            _scatter_bin(zbuf, planes[:, sl], ints[:, sl], 1 << (value // 16), 1 << (value % 16), (height, width), chunk_elems)
+            _scatter_bin(
+                zbuf, planes[:, sl], ints[:, sl], 1 << (value // 16), 1 << (value % 16), (height, width), chunk_elems
+            )
             start += count
     ids = torch.where(zbuf == _EMPTY, -1, zbuf & 0xFFFFFFFF)
     return ids.view(pos.shape[0], height, width)
 
 
-def barycentrics_at(pos: torch.Tensor, tri: torch.Tensor, tri_id: torch.Tensor, resolution: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+def barycentrics_at(
+    pos: torch.Tensor, tri: torch.Tensor, tri_id: torch.Tensor, resolution: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Perspective-correct barycentrics and ``z/w`` of the given triangles at pixel centres (pass 2).
 
     Args:
@@ -182,7 +200,9 @@ def barycentrics_at(pos: torch.Tensor, tri: torch.Tensor, tri_id: torch.Tensor, 
     return pix, torch.stack([l0 / total, l1 / total, zw], -1)
 
 
-def rasterize(pos: torch.Tensor, tri: torch.Tensor, resolution: tuple[int, int], chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> torch.Tensor:
+def rasterize(
+    pos: torch.Tensor, tri: torch.Tensor, resolution: tuple[int, int], chunk_elems: int = DEFAULT_CHUNK_ELEMS
+) -> torch.Tensor:
     """Rasterize triangles (nvdiffrast ``rasterize`` semantics, instanced mode).
 
     Args:
@@ -205,4 +225,3 @@ def rasterize(pos: torch.Tensor, tri: torch.Tensor, resolution: tuple[int, int],
     ident = (take_rows(tri_id.reshape(-1), pix) + 1).to(pos.dtype)[:, None]
     flat = pos.new_zeros(pos.shape[0] * height * width, 4).index_copy(0, pix, torch.cat([vals, ident], -1))
     return flat.view(pos.shape[0], height, width, 4)
-
