@@ -143,3 +143,24 @@ def test_shared_edge_is_watertight():
 def test_shape_errors():
     with pytest.raises(ShapeError):
         rasterize(torch.zeros(3, 4), torch.zeros(1, 3, dtype=torch.long), (4, 4))
+
+
+@pytest.mark.parametrize("order", [[0, 1], [1, 0]])
+def test_exact_depth_tie_goes_to_lower_triangle_id(order):
+    tri_xy = [[-0.7, -0.7], [0.8, -0.6], [0.0, 0.9]]
+    pos = torch.tensor([[[x, y, 0.3, 1.0] for x, y in tri_xy] * 2])
+    tri = torch.tensor([[0, 1, 2], [3, 4, 5]])[order]
+    ids = rasterize(pos, tri, (10, 10))[0, ..., 3]
+    assert (ids > 0).sum() > 20 and set(ids[ids > 0].tolist()) == {1.0}
+
+
+def test_batch_grouping_does_not_change_result(monkeypatch):
+    import occrecon.render.torch_raster as tr
+
+    gen = torch.Generator().manual_seed(5)
+    pos = torch.rand(5, 30, 4, generator=gen) * 2 - 1
+    pos[..., 3] = 1.0
+    tri = torch.randint(0, 30, (25, 3), generator=gen)
+    whole = rasterize(pos, tri, (12, 9))
+    monkeypatch.setattr(tr, "TRIANGLES_PER_GROUP", 40)  # one batch item per group
+    torch.testing.assert_close(tr.rasterize(pos, tri, (12, 9)), whole)
