@@ -5,7 +5,7 @@ as tensors, split into train/val/test **by identity** (``occrecon.synth.reader.i
 no person in two splits). When ``root`` holds no data set yet, :meth:`prepare_data` generates one
 with the ``synth_*`` settings (printing a message), so the default experiment needs no manual step.
 
-Sample layout (keys present only when requested):
+Sample layout (keys present only when requested; ``S`` = ``image_size``, default the stored size):
 
 * ``I_in``, ``I_gt`` ``[3, S, S]`` float32 RGB in ``[0, 1]``; ``image`` is ``I_in`` (alias);
 * ``parsing_in``, ``parsing_gt`` ``[S, S]`` int64 (CelebAMask-HQ 19 classes, 255 outside the image
@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import lightning as L
 import numpy as np
 import torch
@@ -55,6 +56,7 @@ DEFAULT_FIELDS: tuple[str, ...] = (
 NOT_AUGMENTABLE: tuple[str, ...] = ("depth_coarse", "depth_detail", "normals", "bump")
 _IMAGES, _MAPS_HWC = ("I_in", "I_gt"), ("normals",)
 _SCALAR_MAPS = ("depth_coarse", "depth_detail")
+_PER_PIXEL = ("parsing_in", "parsing_gt", "occluders", "occluder_mask", "face_mask", "bump", "normals", *_SCALAR_MAPS)
 
 
 def colour_jitter(images: list[np.ndarray], rng: np.random.Generator, strength: float) -> list[np.ndarray]:
@@ -96,6 +98,7 @@ class SyntheticFaces(Dataset):
         sigma: float,
         seed: int,
         colour: float = 0.0,
+        image_size: int | None = None,
     ) -> None:
         self.fields = tuple(fields)
         stored = set(self.fields)
@@ -108,6 +111,7 @@ class SyntheticFaces(Dataset):
         if self.occluder_augment is not None:
             self.occluder_augment.label_lut = None  # occluder codes have no sides
         self.heatmap_size, self.sigma, self.seed = heatmap_size, sigma, seed
+        self.size = self.data.size if image_size is None else int(image_size)
         self.rng: np.random.Generator | None = None
 
     def __len__(self) -> int:
@@ -119,7 +123,7 @@ class SyntheticFaces(Dataset):
             self.rng = numpy_generator(self.seed, "main")
         state = copy.deepcopy(self.rng.bit_generator.state)
         points, vis = raw.get("landmarks"), raw.get("landmark_visible")
-        blank = np.zeros((self.data.size, self.data.size, 3), np.uint8)
+        blank = np.zeros((self.size, self.size, 3), np.uint8)
         groups = (("I_in", "parsing_in", self.augment), ("I_gt", "parsing_gt", self.augment), (None, "occluders", self.occluder_augment),
                   (None, "occluder_mask", self.occluder_augment), (None, "face_mask", self.occluder_augment))  # fmt: skip
         moved = None
@@ -149,12 +153,34 @@ class SyntheticFaces(Dataset):
 
     def __getitem__(self, item: int) -> dict[str, Any]:
         raw = self.data[self.indices[item]]
+        if self.size != self.data.size:
+            raw = self._resize(raw)
         if self.augment is not None:
             raw = self._augment(raw)
         return self._to_tensors(raw)
 
+    def _resize(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Resample every map to ``image_size``: images by area (down) / bilinear (up), everything
+        else nearest-neighbour (labels, codes and depths keep exact stored values); landmarks scale
+        by ``image_size / size`` (exact in the corner-origin pixel frame)."""
+        scale = self.size / self.data.size
+        smooth = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        for key, value in raw.items():
+            if key in _IMAGES:
+                raw[key] = cv2.resize(value, (self.size, self.size), interpolation=smooth)
+            elif key in _PER_PIXEL:
+                resized = cv2.resize(
+                    value.astype(np.float32) if value.dtype in (np.bool_, np.float16) else value,
+                    (self.size, self.size),
+                    interpolation=cv2.INTER_NEAREST,
+                )
+                raw[key] = resized.astype(value.dtype)
+            elif key == "landmarks":
+                raw[key] = (value * scale).astype(np.float32)
+        return raw
+
     def _to_tensors(self, raw: dict[str, np.ndarray]) -> dict[str, Any]:
-        size = self.data.size
+        size = self.size
         out: dict[str, Any] = {}
         for key, value in raw.items():
             array = np.array(value)  # a writable copy (decoded PNGs are read-only); keeps 0-d scalars 0-d
@@ -194,6 +220,8 @@ class SyntheticDataModule(L.LightningDataModule):
     Args:
         root: data set folder (default :func:`default_root`).
         fields: fields to serve (default :data:`DEFAULT_FIELDS`; any of ``occrecon.synth.reader.ALL_FIELDS``).
+        image_size: serve samples at this side (``None``: the stored size); images are resampled by
+            area / bilinear, every other map nearest-neighbour, landmarks scaled.
         batch_size, num_workers, pin_memory, seed: loader settings (``seed`` drives shuffling and
             the per-worker augmentation generators).
         augment: augment the train split (see the module docstring); ``flip_prob``, ``rotate_deg``,
@@ -209,6 +237,7 @@ class SyntheticDataModule(L.LightningDataModule):
         self,
         root: str | None = None,
         fields: Sequence[str] | None = None,
+        image_size: int | None = None,
         batch_size: int = 8,
         num_workers: int = 0,
         augment: bool = True,
@@ -232,6 +261,7 @@ class SyntheticDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.root = Path(root) if root else default_root()
+        self.image_size = image_size
         self.fields = tuple(DEFAULT_FIELDS if fields is None else fields)
         unknown = [f for f in self.fields if f not in ALL_FIELDS]
         if unknown:
@@ -300,6 +330,7 @@ class SyntheticDataModule(L.LightningDataModule):
                 self.sigma,
                 self.seed,
                 colour,
+                self.image_size,
             )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:

@@ -204,3 +204,19 @@ def test_cli_generates_and_reports_bad_exports(tmp_path: Path, capsys: pytest.Ca
     )
     assert args.handler(args) == 1  # 2 identities cannot fill LFW's 10 folds: a clear error, exit 1
     assert "20 identities" in capsys.readouterr().out
+
+
+def test_image_size_resamples_maps_and_scales_landmarks(root: Path) -> None:
+    fields = ("I_in", "parsing_in", "depth_coarse", "landmarks", "edge_lines")
+    dm = SyntheticDataModule(
+        root=str(root), fields=fields, image_size=2 * SIZE, augment=False, test_fraction=0.0, val_fraction=0.0
+    )
+    dm.setup()
+    train = dm.datasets["train"]
+    got, want = train[0], SyntheticDataset(root)[train.indices[0]]
+    assert got["I_in"].shape == (3, 2 * SIZE, 2 * SIZE)
+    twice = lambda a: np.repeat(np.repeat(a, 2, axis=0), 2, axis=1)  # noqa: E731  nearest x2
+    np.testing.assert_array_equal(got["parsing_in"].numpy(), twice(want["parsing_in"]))
+    np.testing.assert_array_equal(got["depth_coarse"][0].numpy(), twice(want["depth_coarse"]))
+    np.testing.assert_allclose(got["landmarks"].numpy(), 2 * want["landmarks"], rtol=1e-6)
+    assert got["edge_lines"].shape == (13, 64, 64)
