@@ -3,6 +3,8 @@
 - ``experiments/<stage>/*.yaml``: loaded on their own and with ``debug/tiny.yaml``; the stage
   they name must be registered and its modules written (a missing module fails loudly).
 - ``trainer/``, ``logger/``, ``debug/``: overlays, merged over the test-only toy stage.
+- ``ablations/<stage>/*.yaml`` and ``demo/<stage>.yaml``: overlays of one stage, merged over
+  ``<stage>/synthetic.yaml``.
 - ``sweeps/``: W&B sweep files; their ``command`` must end in ``${args_no_hyphens}``, and once the
   experiment files they run exist, every swept parameter must be a valid key of that config.
 """
@@ -20,6 +22,7 @@ from tests.toy_stage import TOY
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 OVERLAY_DIRS = {"trainer", "logger", "debug"}
+STAGE_OVERLAY_DIRS = {"ablations", "demo"}
 ALL_YAML = sorted(p for p in EXPERIMENTS.rglob("*") if p.suffix in (".yaml", ".yml"))
 
 
@@ -29,6 +32,8 @@ def _kind(path: Path) -> str:
         return "overlay"
     if top == "sweeps":
         return "sweep"
+    if top in STAGE_OVERLAY_DIRS:
+        return "stage_overlay"
     return "stage"
 
 
@@ -68,6 +73,23 @@ def test_stage_experiment_loads(path: Path) -> None:
     load_config([path])
     tiny = load_config([path, EXPERIMENTS / "debug" / "tiny.yaml"])
     assert (tiny.trainer.max_epochs, tiny.model.width, tiny.data.image_size) == (1, 8, 64)
+
+
+STAGE_OVERLAYS = [p for p in ALL_YAML if _kind(p) == "stage_overlay"]
+
+
+def _overlaid_stage(path: Path) -> str:
+    parts = path.relative_to(EXPERIMENTS).parts
+    return parts[1] if len(parts) > 2 else path.stem  # ablations/<stage>/x.yaml or demo/<stage>.yaml
+
+
+@pytest.mark.parametrize("path", STAGE_OVERLAYS, ids=_ids(STAGE_OVERLAYS))
+def test_stage_overlay_loads_over_its_stage(path: Path) -> None:
+    stage = _overlaid_stage(path)
+    assert stage in STAGES, f"{path}: names no registered stage"
+    raw = read_yaml(path)
+    assert "stage" not in raw, "overlays must not choose the stage"
+    load_config([EXPERIMENTS / stage / "synthetic.yaml", path])
 
 
 SWEEPS = [p for p in ALL_YAML if _kind(p) == "sweep"]
