@@ -217,11 +217,12 @@ class SyntheticFaces(Dataset):
 class SyntheticDataModule(L.LightningDataModule):
     """The synthetic occluded-face data set (generated on first use).
 
+    Attribute ``image_size`` (``None``: the stored size) serves samples at another side: images are
+    resampled by area / bilinear, every other map nearest-neighbour, landmarks scaled.
+
     Args:
         root: data set folder (default :func:`default_root`).
         fields: fields to serve (default :data:`DEFAULT_FIELDS`; any of ``occrecon.synth.reader.ALL_FIELDS``).
-        image_size: serve samples at this side (``None``: the stored size); images are resampled by
-            area / bilinear, every other map nearest-neighbour, landmarks scaled.
         batch_size, num_workers, pin_memory, seed: loader settings (``seed`` drives shuffling and
             the per-worker augmentation generators).
         augment: augment the train split (see the module docstring); ``flip_prob``, ``rotate_deg``,
@@ -237,7 +238,6 @@ class SyntheticDataModule(L.LightningDataModule):
         self,
         root: str | None = None,
         fields: Sequence[str] | None = None,
-        image_size: int | None = None,
         batch_size: int = 8,
         num_workers: int = 0,
         augment: bool = True,
@@ -261,7 +261,10 @@ class SyntheticDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.root = Path(root) if root else default_root()
-        self.image_size = image_size
+        # Serve at this side (None: the stored size). Set as an attribute, not a constructor argument,
+        # while occrecon.systems.reconstruction.SyntheticAtImageSize adds `image_size` to this
+        # signature itself (a second parameter of that name would break its import).
+        self.image_size: int | None = None
         self.fields = tuple(DEFAULT_FIELDS if fields is None else fields)
         unknown = [f for f in self.fields if f not in ALL_FIELDS]
         if unknown:

@@ -208,9 +208,8 @@ def test_cli_generates_and_reports_bad_exports(tmp_path: Path, capsys: pytest.Ca
 
 def test_image_size_resamples_maps_and_scales_landmarks(root: Path) -> None:
     fields = ("I_in", "parsing_in", "depth_coarse", "landmarks", "edge_lines")
-    dm = SyntheticDataModule(
-        root=str(root), fields=fields, image_size=2 * SIZE, augment=False, test_fraction=0.0, val_fraction=0.0
-    )
+    dm = SyntheticDataModule(root=str(root), fields=fields, augment=False, test_fraction=0.0, val_fraction=0.0)
+    dm.image_size = 2 * SIZE  # an attribute for now (see SyntheticDataModule's docstring)
     dm.setup()
     train = dm.datasets["train"]
     got, want = train[0], SyntheticDataset(root)[train.indices[0]]
