@@ -33,6 +33,7 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     with atomic_write(target) as handle:
         handle.write(b"done")
     assert target.read_bytes() == b"done"
+    assert target.stat().st_mode & 0o044 == 0o044  # readable by others, like a plain open()
 
 
 def test_read_image_modes(tmp_path):
