@@ -74,3 +74,23 @@ def test_edge_topology_links_shared_edges_only():
     nbr = edge_topology(TRI)
     # Triangle 0 = (0,1,2): edge opposite vertex 1 is (2,0) -> shared with triangle 1.
     assert nbr.tolist() == [[-1, 1, -1], [-1, -1, 0]]
+
+
+def test_silhouette_found_through_sub_pixel_triangles():
+    # The same quad as above tessellated into 24 x 24 cells (~0.15 px triangles): the segment
+    # between two pixel centres crosses several interior edges before the silhouette.
+    h = w = 8
+    n = 25
+    xs = torch.linspace(-0.6, 0.3, n, dtype=torch.float64)
+    ys = torch.linspace(-0.55, 0.45, n, dtype=torch.float64)
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    pos = torch.stack([xx, yy, torch.zeros_like(xx), torch.ones_like(xx)], -1).reshape(1, -1, 4).requires_grad_(True)
+    idx = torch.arange(n * n).reshape(n, n)
+    a, b, c, d = idx[:-1, :-1], idx[:-1, 1:], idx[1:, 1:], idx[1:, :-1]
+    tri = torch.cat([torch.stack([a, b, c], -1).reshape(-1, 3), torch.stack([a, c, d], -1).reshape(-1, 3)])
+    rast = rasterize(pos, tri, (h, w))
+    out = antialias((rast[..., 3:4] > 0).double(), rast, pos, tri)
+    torch.testing.assert_close(out[0, 2:6, 5, 0], torch.full((4,), 0.2, dtype=torch.float64))
+    (g,) = torch.autograd.grad(out.sum(), pos)
+    right_x = g[0].view(n, n, 4)[:, -1, 0].sum()
+    torch.testing.assert_close(right_x, torch.tensor(4 * w / 2, dtype=torch.float64))

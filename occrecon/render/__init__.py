@@ -1,10 +1,11 @@
 """occrecon.render: differentiable rasterization with nvdiffrast semantics (two backends) and the
 :class:`MeshRenderer` that turns meshes into images, masks, depth/normal/label maps and landmarks.
 
-Layouts and signs: ``CONVENTIONS.md``. Backends: :mod:`occrecon.render.backend`.
+Layouts and signs: ``CONVENTIONS.md``. Backends: :mod:`occrecon.render.backend`. The functional
+torch ops live in their modules (not re-exported here, so the module names stay importable):
+``torch_raster.rasterize``, ``interpolate.interpolate``, ``antialias.antialias``.
 """
 
-from occrecon.render.antialias import antialias, edge_topology
 from occrecon.render.backend import (
     BACKENDS,
     NvdiffrastBackend,
@@ -14,9 +15,7 @@ from occrecon.render.backend import (
     nvdiffrast_available,
 )
 from occrecon.render.face import camera_for_layout, camera_pose, render_face
-from occrecon.render.interpolate import interpolate
 from occrecon.render.mesh_renderer import MeshRenderer, RenderOutput
-from occrecon.render.torch_raster import rasterize
 
 __all__ = [
     "BACKENDS",
@@ -25,13 +24,9 @@ __all__ = [
     "RasterBackend",
     "RenderOutput",
     "TorchBackend",
-    "antialias",
     "camera_for_layout",
     "camera_pose",
-    "edge_topology",
     "get_backend",
-    "interpolate",
     "nvdiffrast_available",
-    "rasterize",
     "render_face",
 ]

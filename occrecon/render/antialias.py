@@ -28,8 +28,8 @@ import torch
 from occrecon.render.torch_raster import take_rows
 from occrecon.utils.checks import check_shape
 
-MAX_HOPS = 4
-"""Interior edges crossed, at most, while looking for the silhouette edge of a pixel pair."""
+MAX_HOPS = 16
+"""Triangles visited, at most, while looking for the silhouette edge of a pixel pair."""
 
 
 def edge_topology(tri: torch.Tensor) -> torch.Tensor:
@@ -100,6 +100,41 @@ def _exit(ndc: torch.Tensor, p_in: torch.Tensor, p_out: torch.Tensor) -> tuple[t
     return t_k.min(-1)
 
 
+def _walk_to_silhouette(pos, tri, flat_nbr, winding, b, t_id, front, other, size):
+    """Walk each pair's segment (front centre -> other centre) through the front surface.
+
+    Starting in the front pixel's triangle, find the edge where the segment leaves it; stop with a
+    hit at a silhouette edge, stop without one when the segment ends inside the triangle, else step
+    into the neighbour (interior edge) -- on meshes finer than the pixel grid the segment crosses
+    several triangles. Only still-walking pairs are processed at each step.
+
+    Returns:
+        ``t [M]`` crossing parameters (autograd to ``pos``) and ``hit [M]``, the pairs they belong to.
+    """
+    n_tri = tri.shape[0]
+    p_in = _centre(front, *size, pos.dtype)
+    p_out = _centre(other, *size, pos.dtype)
+    active = torch.arange(b.numel(), device=b.device)
+    cur = t_id
+    hits, ts = [], []
+    for _ in range(MAX_HOPS):
+        if active.numel() == 0:
+            break
+        bb = take_rows(b, active)
+        t_hop, edge_k = _exit(_corners(pos, tri, bb, cur), take_rows(p_in, active), take_rows(p_out, active))
+        with torch.no_grad():
+            nb = take_rows(flat_nbr, cur * 3 + edge_k)
+            nb_wind = take_rows(winding, bb * n_tri + nb.clamp(min=0))
+            sil = (nb < 0) | (take_rows(winding, bb * n_tri + cur) != nb_wind)
+            leaves = t_hop <= 1.0
+            hit = (sil & leaves).nonzero().squeeze(1)
+            walk = (~sil & leaves).nonzero().squeeze(1)
+        hits.append(take_rows(active, hit))
+        ts.append(take_rows(t_hop, hit))
+        active, cur = take_rows(active, walk), take_rows(nb, walk)
+    return torch.cat(ts), torch.cat(hits)
+
+
 def _pair_deltas(color, rast, pos, tri, nbr, winding, axis):
     """Colour deltas of all pairs along ``axis`` (2 = horizontal, 1 = vertical) as (pixel, delta)."""
     n_batch, height, width, _ = rast.shape
@@ -123,27 +158,8 @@ def _pair_deltas(color, rast, pos, tri, nbr, winding, axis):
     same_wind = take_rows(winding, b * n_tri + t_id) == take_rows(winding, b * n_tri + t_other.clamp(min=0))
     cand = (~(adjacent & same_wind)).nonzero().squeeze(1)
     b, front, other, t_id = (take_rows(x, cand) for x in (b, front, other, t_id))
-    p_in = _centre(front, height, width, pos.dtype)
-    p_out = _centre(other, height, width, pos.dtype)
-    flat_nbr = nbr.reshape(-1)
-    t = torch.full_like(p_in[:, 0], 2.0)
-    done = torch.zeros_like(b, dtype=torch.bool)
-    for _ in range(MAX_HOPS):
-        t_hop, edge_k = _exit(_corners(pos, tri, b, t_id), p_in, p_out)
-        nb = take_rows(flat_nbr, t_id * 3 + edge_k)
-        with torch.no_grad():
-            nb_wind = take_rows(winding, b * n_tri + nb.clamp(min=0))
-            sil = (nb < 0) | (take_rows(winding, b * n_tri + t_id) != nb_wind)
-            hit = ~done & sil & (t_hop <= 1.0)
-        t = torch.where(hit, t_hop, t)
-        # The segment left T through an interior edge: walk into the neighbour (near vertices the
-        # silhouette edge often belongs to the next triangle of the fan).
-        done = done | hit | (t_hop > 1.0) | (nb < 0)
-        if bool(done.all()):
-            break
-        t_id = torch.where(done, t_id, nb)
-    keep = (t <= 1.0).nonzero().squeeze(1)
-    t, front, other = take_rows(t, keep), take_rows(front, keep), take_rows(other, keep)
+    t, hit = _walk_to_silhouette(pos, tri, nbr.reshape(-1), winding, b, t_id, front, other, (height, width))
+    front, other = take_rows(front, hit), take_rows(other, hit)
     flat_color = color.reshape(-1, color.shape[-1])
     c_front, c_other = take_rows(flat_color, front), take_rows(flat_color, other)
     w_front = (0.5 - t).clamp(min=0)[:, None]
