@@ -1,0 +1,498 @@
+"""Coarse 3D reconstruction stage (paper §3.3): ResNet-50 -> ``y``, weakly supervised through the
+differentiable renderer by ``L_shape`` (Eq. 4) with the scaled orthographic camera of Eq. 7.
+
+Input (``model.input``): ``occluded`` trains on ``I_in`` (the occluded image; synthetic field
+``I_in``, real data ``image``), ``clean`` on the occlusion-free ``I_gt`` (the paper's ``I_out``
+stands in for it once the synthesis stage exists). ``L_phot`` is evaluated only inside the rendered
+face region ∩ a visibility mask (:func:`visibility_mask`): on synthetic data the occluder-free skin
+labels ``parsing_gt`` minus the occluder mask, on real data the parsing map, else the YCbCr skin
+model -- occluded pixels never pull the shape. ``L_land`` and ``L_feat`` need landmarks in the
+batch and are skipped for batches without them (CelebAMask-HQ).
+
+Losses are logged unweighted and weighted (``train/loss/<term>``, ``train/loss/<term>_weighted``).
+Validation/test on data with ground-truth coefficients (``coeffs``, the synthetic set) log
+``val/error_mm`` (rigid-aligned per-vertex error of the face region, mm), ``val/error_sim_mm``
+(similarity-aligned), ``val/error`` / ``val/error_sim`` (model units), ``val/nme``,
+``val/photo_error``, ``val/id_cosine``, each also ``_glasses`` / ``_no_glasses``. The ground-truth
+mesh is rebuilt from ``coeffs`` with this system's face model, so ``model.face_model`` must be the
+one the data were made with.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from datamodules.synthetic import SyntheticDataModule
+from occrecon.config.schema import BaseModelConfig
+from occrecon.errors import ConfigError
+from occrecon.facemodel import load_face_model
+from occrecon.geometry.camera import ScaledOrthographicCamera
+from occrecon.labels import CELEBAMASK
+from occrecon.landmarks import five_points
+from occrecon.losses.reconstruction import (
+    DEFAULT_WEIGHTS, REGU_INNER_WEIGHTS, IdentityFeatureLoss, landmark_loss, landmark_weights, light_colour_loss,
+    photometric_loss, regularization_loss, shape_loss,
+)  # fmt: skip
+from occrecon.losses.skin import skin_mask
+from occrecon.metrics.reconstruction import (
+    ReconstructionMetrics, coefficient_cosine, landmark_nme, photometric_error, vertex_error,
+)  # fmt: skip
+from occrecon.nets.coeff_regressor import CoefficientRegressor
+from occrecon.nets.identity import build_identity_network
+from occrecon.render.face import camera_for_layout, render_face
+from occrecon.render.mesh_renderer import MeshRenderer, RenderOutput
+from occrecon.report import ReportSection
+from occrecon.systems.common import eval_loader, image_loggers, log_image, move_batch, scalar_metrics
+from occrecon.training import build_optimization
+
+log = logging.getLogger(__name__)
+
+PHOTO_CLASSES: tuple[int, ...] = tuple(
+    CELEBAMASK[n] for n in ("skin", "nose", "l_eye", "r_eye", "l_brow", "r_brow", "mouth", "u_lip", "l_lip")
+)
+"""Parsing classes of the face interior used as the ``L_phot`` mask (no glasses, hair, ears, neck)."""
+METRICS: tuple[str, ...] = ("error", "error_mm", "error_sim", "error_sim_mm", "nme", "photo_error", "id_cosine")
+INPUTS = {"occluded": "I_in", "clean": "I_gt"}
+FROZEN_PREFIXES = ("face_model.", "feat_loss.")
+"""State-dict prefixes of fixed assets (face model, identity network): rebuilt from the config,
+never stored in checkpoints (tens of MB each)."""
+
+
+@dataclass
+class ReconstructionLossWeights:
+    """λ of Eq. 4 (paper) and ``light`` (RGB-SH monochromaticity, deep3d layout only)."""
+
+    feat: float = DEFAULT_WEIGHTS["feat"]
+    regu: float = DEFAULT_WEIGHTS["regu"]
+    phot: float = DEFAULT_WEIGHTS["phot"]
+    land: float = DEFAULT_WEIGHTS["land"]
+    light: float = DEFAULT_WEIGHTS["light"]
+
+
+@dataclass
+class RegularizationWeights:
+    """Inner weights of ``L_regu`` on α_id, β_exp, β_tex."""
+
+    id: float = REGU_INNER_WEIGHTS["id"]
+    exp: float = REGU_INNER_WEIGHTS["exp"]
+    tex: float = REGU_INNER_WEIGHTS["tex"]
+
+
+@dataclass
+class ReconstructionLossConfig:
+    weights: ReconstructionLossWeights = field(default_factory=ReconstructionLossWeights)
+    regu: RegularizationWeights = field(default_factory=RegularizationWeights)
+    landmark_boost: float = 20.0
+
+
+@dataclass
+class ReconstructionModelConfig(BaseModelConfig):
+    """``model`` section of the reconstruction stage.
+
+    ``depth``/``width``: ResNet depth and stem width (50/64 = ResNet-50). ``layout``: ``paper``
+    (239, Eq. 7 camera) or ``deep3d`` (257, perspective camera, RGB SH). ``face_model``:
+    procedural | sfm | bfm (``face_model_dir`` for the files). ``image_size``: render size
+    (YAML: ``${data.image_size}``); batches of another size are resized. ``renderer``: auto |
+    torch | nvdiffrast. ``input``: occluded | clean (see module docstring). ``identity``: dlib |
+    arcface_r50 | arcface_r100 | none for ``L_feat`` (weights ``identity_weights``; unavailable ->
+    the term is disabled with a warning). ``skin_source``: auto | parsing | ycbcr.
+    """
+
+    depth: int = 50
+    backbone_weights: str | None = None
+    layout: str = "paper"
+    face_model: str = "procedural"
+    face_model_dir: str | None = None
+    image_size: int = 224
+    renderer: str = "auto"
+    input: str = "occluded"
+    identity: str = "dlib"
+    identity_weights: str | None = None
+    skin_source: str = "auto"
+    image_log_every_n_steps: int = 200
+    loss: ReconstructionLossConfig = field(default_factory=ReconstructionLossConfig)
+
+
+def _choice(name: str, value: str, options: tuple[str, ...]) -> str:
+    if value not in options:
+        raise ConfigError(f"model.{name}: expected one of {options}, got {value!r}")
+    return value
+
+
+def visibility_mask(batch: dict[str, Any], image: torch.Tensor, input_kind: str, source: str = "auto") -> torch.Tensor:
+    """``[B, 1, H, W]`` float mask of pixels ``L_phot`` may compare (before ∩ the rendered face).
+
+    ``auto`` order: synthetic ``parsing_gt`` (occluder-free labels) minus ``occluder_mask`` when
+    the input is occluded; else the input's parsing ``label_map`` (occluders are background there);
+    else the YCbCr skin model of ``image``. ``parsing`` forces a parsing map, ``ycbcr`` the skin model.
+    """
+    classes = torch.tensor(PHOTO_CLASSES, device=image.device)
+    if source in ("auto", "parsing") and "parsing_gt" in batch:
+        keep = torch.isin(batch["parsing_gt"], classes)[:, None]
+        if input_kind == "occluded":
+            if "occluder_mask" not in batch:
+                raise ConfigError("L_phot on occluded synthetic input needs the 'occluder_mask' field in data.fields")
+            keep = keep & (batch["occluder_mask"] < 0.5)
+        return keep.to(image.dtype)
+    if source in ("auto", "parsing") and "label_map" in batch:
+        return torch.isin(batch["label_map"], classes)[:, None].to(image.dtype)
+    if source == "parsing":
+        raise ConfigError("model.skin_source=parsing but the batch has no parsing map (parsing_gt or label_map)")
+    return skin_mask(image)
+
+
+def _resize(prepared: dict[str, torch.Tensor], size: int) -> dict[str, torch.Tensor]:
+    """Resize the prepared inputs to ``size`` (images bilinear+antialias, masks nearest, points scaled)."""
+    old = prepared["image"].shape[-1]
+    if old == size:
+        return prepared
+    out = dict(prepared)
+    for key in ("image", "target"):
+        out[key] = F.interpolate(prepared[key], size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    out["skin"] = F.interpolate(prepared["skin"], size=(size, size), mode="nearest")
+    if "landmarks" in prepared:
+        out["landmarks"] = prepared["landmarks"] * (size / old)  # continuous pixel frame scales about 0
+    return out
+
+
+class ReconstructionSystem(L.LightningModule):
+    """LightningModule of the coarse 3D stage (module docstring). Built as ``ReconstructionSystem(**model)``."""
+
+    def __init__(
+        self,
+        width: int = 64,
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
+        depth: int = 50,
+        backbone_weights: str | None = None,
+        layout: str = "paper",
+        face_model: str = "procedural",
+        face_model_dir: str | None = None,
+        image_size: int = 224,
+        renderer: str = "auto",
+        input: str = "occluded",
+        identity: str = "dlib",
+        identity_weights: str | None = None,
+        skin_source: str = "auto",
+        image_log_every_n_steps: int = 200,
+        loss: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        defaults = ReconstructionModelConfig()
+        self.optimizer_cfg = optimizer or vars(defaults.optimizer)
+        self.scheduler_cfg = scheduler or vars(defaults.scheduler)
+        loss = loss or {}
+        self.input_key = INPUTS[_choice("input", input, tuple(INPUTS))]
+        self.skin_source = _choice("skin_source", skin_source, ("auto", "parsing", "ycbcr"))
+        self.face_model = load_face_model(face_model, face_model_dir)
+        self.layout = self.face_model.layout(_choice("layout", layout, ("paper", "deep3d")))
+        self.regressor = CoefficientRegressor(self.layout.groups, depth, width, backbone_weights)
+        self.renderer = MeshRenderer(renderer, image_size)
+        self.camera = camera_for_layout(layout, image_size)
+        self.weights = {**vars(defaults.loss.weights), **(loss.get("weights") or {})}
+        self.regu_weights = {**vars(defaults.loss.regu), **(loss.get("regu") or {})}
+        self.register_buffer("landmark_w", landmark_weights(boost=loss.get("landmark_boost", 20.0)), persistent=False)
+        self.feat_loss, self.feat_disabled = None, ""
+        if self.weights["feat"] > 0:
+            network, reason = build_identity_network(identity, identity_weights)
+            if network is None:
+                # never silently zero: say so once here and keep the reason for the logs
+                log.info("model.loss.weights.feat set to 0 (L_feat unavailable): %s", reason)
+                self.weights["feat"], self.feat_disabled = 0.0, reason
+            else:
+                self.feat_loss = IdentityFeatureLoss(network)
+        self.val_metrics = ReconstructionMetrics(METRICS)
+        self.test_metrics = ReconstructionMetrics(METRICS)
+
+    # -- model --------------------------------------------------------------------------------
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``images [B, 3, H, W]`` in ``[0, 1]`` -> coefficients ``y [B, layout.size]``."""
+        return self.regressor(images)
+
+    def render(self, y: torch.Tensor) -> RenderOutput:
+        """Render ``y [B, size]`` at ``image_size`` (image, mask, landmarks, ...)."""
+        return render_face(self.face_model, y, self.renderer, self.camera)
+
+    def vertices(self, y: torch.Tensor) -> torch.Tensor:
+        """Model-space mesh ``[B, V, 3]`` (decimetres) of coefficients in either layout."""
+        c = self._layout_of(y).split(y)
+        return self.face_model.shape(c.id, c.exp)
+
+    def _layout_of(self, y: torch.Tensor):  # noqa: ANN202 - CoefficientLayout
+        for kind in ("paper", "deep3d"):
+            candidate = self.face_model.layout(kind)
+            if y.shape[-1] == candidate.size:
+                return candidate
+        raise ConfigError(
+            f"coefficients of size {y.shape[-1]} do not fit face model {self.face_model.name!r} "
+            f"({self.face_model.layout('paper').size} or {self.face_model.layout('deep3d').size}); "
+            "model.face_model must be the model the data were generated with"
+        )
+
+    # -- batches and losses ---------------------------------------------------------------------
+    def prepare(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Input image, photometric target and mask, landmarks of a batch at ``image_size``."""
+        key = self.input_key if self.input_key in batch else "image"
+        if key not in batch or (self.input_key == "I_gt" and "I_gt" not in batch):
+            raise ConfigError(f"model.input={self.hparams.input!r} needs the batch field {self.input_key!r}")
+        image = batch[key]
+        prepared = {"image": image, "target": image, "skin": visibility_mask(batch, image, self.hparams.input, self.skin_source)}
+        if "landmarks" in batch:
+            prepared["landmarks"] = batch["landmarks"].float()
+            vis = batch.get("landmark_visible", batch.get("visibility"))
+            prepared["visible"] = torch.ones(batch["landmarks"].shape[:2], device=image.device) if vis is None else vis.float()
+        return _resize(prepared, self.hparams.image_size)
+
+    def losses(self, prepared: dict[str, torch.Tensor], y: torch.Tensor, out: RenderOutput) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``L_shape`` (Eq. 4) and its logged parts (:func:`shape_loss`); absent inputs skip a term."""
+        c = self.layout.split(y)
+        mask = out.mask.detach() * prepared["skin"]
+        terms: dict[str, Any] = {
+            "phot": lambda: photometric_loss(out.image, prepared["target"], mask),
+            "regu": lambda: regularization_loss(c.as_dict(), self.regu_weights),
+        }
+        if self.layout.gamma_channels == 3:
+            terms["light"] = lambda: light_colour_loss(c.gamma)
+        if "landmarks" in prepared:
+            lm, vis = prepared["landmarks"], prepared["visible"]
+            terms["land"] = lambda: landmark_loss(out.landmarks, lm, self.landmark_w, vis)
+            if self.feat_loss is not None:
+                terms["feat"] = lambda: self.feat_loss(prepared["image"], out.image, five_points(lm), five_points(out.landmarks))
+        return shape_loss(terms, self.weights)
+
+    def step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, RenderOutput]:
+        prepared = self.prepare(batch)
+        y = self(prepared["image"])
+        out = self.render(y)
+        total, logs = self.losses(prepared, y, out)
+        return total, logs, prepared, y, out
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        total, logs, prepared, _, out = self.step(batch)
+        size = prepared["image"].shape[0]
+        self.log_dict({f"train/loss/{k}": v for k, v in logs.items()}, batch_size=size)
+        self.log("train/loss", total.detach(), batch_size=size, prog_bar=True)
+        every = self.hparams.image_log_every_n_steps
+        if every > 0 and self.global_step % every == 0 and image_loggers(self.logger):
+            log_image(self.logger, "train/reconstruction", reconstruction_grid(prepared, out), self.global_step)
+        return total
+
+    # -- evaluation -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, batch: dict[str, Any], prepared: dict[str, torch.Tensor], y: torch.Tensor, out: RenderOutput) -> dict[str, torch.Tensor]:
+        """Per-sample metrics ``name -> [B]`` (:data:`METRICS`; those without ground truth absent)."""
+        values = {"photo_error": photometric_error(out.image, prepared["target"], out.mask * prepared["skin"])}
+        if "landmarks" in prepared:
+            values["nme"] = landmark_nme(out.landmarks, prepared["landmarks"], prepared["visible"] > 0)
+        if "coeffs" in batch:
+            gt = batch["coeffs"].float()
+            face = self.face_model.face_mask if bool(self.face_model.face_mask.any()) else None
+            pred_v, gt_v = self.vertices(y), self.vertices(gt)
+            mm = self.face_model.mm_per_unit
+            values["error"] = vertex_error(pred_v, gt_v, "rigid", face)
+            values["error_sim"] = vertex_error(pred_v, gt_v, "similarity", face)
+            values["error_mm"], values["error_sim_mm"] = values["error"] * mm, values["error_sim"] * mm
+            gt_id = self._layout_of(gt).split(gt).id
+            values["id_cosine"] = coefficient_cosine(self.layout.split(y).id, gt_id)
+        return values
+
+    def _eval_step(self, batch: dict[str, Any], metrics: ReconstructionMetrics, prefix: str) -> None:
+        total, logs, prepared, y, out = self.step(batch)
+        size = prepared["image"].shape[0]
+        self.log_dict({f"{prefix}/loss/{k}": v for k, v in logs.items()}, batch_size=size, sync_dist=True)
+        self.log(f"{prefix}/loss", total, batch_size=size, sync_dist=True)
+        glasses = batch["glasses"] > 0 if "glasses" in batch else None
+        metrics.update(self.evaluate(batch, prepared, y, out), glasses)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, self.val_metrics, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, self.test_metrics, "test")
+
+    def _log_split(self, metrics: ReconstructionMetrics, prefix: str) -> None:
+        # compute() gathers the per-sample values of every rank, so all ranks log the same numbers
+        if metrics.update_count:
+            self.log_dict(scalar_metrics(metrics.compute(), prefix))
+        metrics.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_split(self.val_metrics, "val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_split(self.test_metrics, "test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        y = self(self.prepare(batch)["image"])
+        return {"coeffs": y, "vertices": self.vertices(y)}
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        return build_optimization(self, self.optimizer_cfg, self.scheduler_cfg, self.regressor.parameters())
+
+    # -- checkpoints without the fixed assets -----------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith(FROZEN_PREFIXES)]:
+            del state[key]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # strict loading expects every key: take the fixed assets from this (config-built) instance
+        own = {k: v for k, v in self.state_dict().items() if k.startswith(FROZEN_PREFIXES)}
+        checkpoint["state_dict"].update({k: v for k, v in own.items() if k not in checkpoint["state_dict"]})
+
+
+def reconstruction_grid(prepared: dict[str, torch.Tensor], out: RenderOutput, count: int = 4) -> np.ndarray:
+    """``[H, W, 3]`` uint8 grid, one row per sample: input | render | overlay | landmarks (GT green/red, predicted blue)."""
+    from occrecon.viz import draw_landmarks, grid, image_to_uint8
+
+    rows = []
+    for i in range(min(count, out.image.shape[0])):
+        image, render, mask = prepared["image"][i], out.image[i].clamp(0, 1), out.mask[i]
+        overlay = image * (1 - mask) + render * mask
+        points = image_to_uint8(image)
+        if "landmarks" in prepared:
+            points = draw_landmarks(points, prepared["landmarks"][i], prepared["visible"][i] > 0)
+        points = _draw_points(points, out.landmarks[i])
+        rows.append([image_to_uint8(image), image_to_uint8(render), image_to_uint8(overlay), points])
+    return grid(rows)
+
+
+def _draw_points(canvas: np.ndarray, points: torch.Tensor, colour: tuple[int, int, int] = (40, 90, 255)) -> np.ndarray:
+    from PIL import Image, ImageDraw
+
+    picture = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(picture)
+    for x, y in points.detach().cpu().tolist():
+        draw.ellipse((x - 1, y - 1, x + 1, y + 1), fill=colour)
+    return np.asarray(picture)
+
+
+def grey_views(system: ReconstructionSystem, vertices: torch.Tensor, yaws_deg: tuple[float, ...] = (0.0, 60.0)) -> list[torch.Tensor]:
+    """Plain grey shaded renders ``[B, 3, H, W]`` of model-space meshes ``[B, V, 3]``, one per yaw.
+
+    Scaled orthographic camera at the mean scale, uniform albedo 0.7, light from the upper front.
+    """
+    size = system.hparams.image_size
+    camera = ScaledOrthographicCamera(size)
+    fm = system.face_model
+    batch = vertices.shape[0]
+    albedo = torch.full_like(vertices, 0.7)
+    gamma = vertices.new_zeros(batch, 9)
+    gamma[:, 1], gamma[:, 2] = -0.25, 0.35  # brighter towards +y (up) and +z (the camera)
+    normals = fm.vertex_normals(vertices)
+    views = []
+    for yaw in yaws_deg:
+        pose = vertices.new_zeros(batch, 6)
+        pose[:, 1] = math.radians(yaw)
+        views.append(system.renderer.render(vertices, fm.triangles, camera, pose, albedo, normals, gamma).image.clamp(0, 1))
+    return views
+
+
+@torch.no_grad()
+def demo_section(system: ReconstructionSystem, datamodule: L.LightningDataModule, out_dir: Path, max_faces: int = 8) -> ReportSection:
+    """Evaluate on the test split (else val): metrics, pictures, and one OBJ per face (up to ``max_faces``).
+
+    Writes ``out_dir/reconstruction.png`` (input | render | overlay | mesh frontal | mesh 60° yaw)
+    and ``out_dir/meshes/test_<k>.obj`` (predicted mesh with albedo colours, decimetres).
+    """
+    from occrecon.mesh_io import write_obj
+    from occrecon.viz import image_to_uint8, save_titled_grid
+
+    out_dir = Path(out_dir)
+    (out_dir / "meshes").mkdir(parents=True, exist_ok=True)
+    system.eval()
+    metrics = ReconstructionMetrics(METRICS)
+    rows: list[list[np.ndarray]] = []
+    written = 0
+    for batch in eval_loader(datamodule):
+        if written >= max_faces:
+            break
+        remaining = max_faces - written  # evaluate exactly the faces that get a mesh
+        batch = {k: v[:remaining] if isinstance(v, torch.Tensor) else v for k, v in move_batch(batch, system.device).items()}
+        prepared = system.prepare(batch)
+        y = system(prepared["image"])
+        out = system.render(y)
+        metrics.update(system.evaluate(batch, prepared, y, out), batch["glasses"] > 0 if "glasses" in batch else None)
+        c = system.layout.split(y)
+        verts = system.face_model.shape(c.id, c.exp)
+        albedo = system.face_model.albedo(c.tex)
+        front, side = grey_views(system, verts)
+        for i in range(y.shape[0]):
+            write_obj(out_dir / "meshes" / f"test_{written:03d}.obj", verts[i], system.face_model.triangles, albedo[i])
+            written += 1
+            if len(rows) < 4:
+                mask = out.mask[i]
+                overlay = prepared["image"][i] * (1 - mask) + out.image[i].clamp(0, 1) * mask
+                rows.append([image_to_uint8(t) for t in (prepared["image"][i], out.image[i].clamp(0, 1), overlay, front[i], side[i])])
+    values = scalar_metrics(metrics.compute(), "test") if metrics.update_count else {}
+    titles = ["input", "render", "overlay", "mesh (front)", "mesh (60° yaw)"]
+    figure = save_titled_grid(out_dir / "reconstruction.png", rows, titles, scale=2)
+    table = _glasses_table(values)
+    text = (
+        f"Coarse 3D reconstruction (ResNet-{system.hparams.depth}, width {system.hparams.width}, "
+        f"{system.layout.kind} layout, {system.face_model.name} face model, {system.hparams.image_size} px, "
+        f"input {system.hparams.input}) on {written} test faces; 3D error = mean per-vertex distance of the "
+        f"face region after rigid / similarity alignment, mm. OBJ meshes in `meshes/`."
+    )
+    if system.feat_disabled:
+        text += f" L_feat was disabled: {system.feat_disabled}."
+    return ReportSection("Coarse 3D reconstruction", text, values, [table] if table else [], [("reconstructions", figure.name)])
+
+
+_PARENT_TAKES_SIZE = "image_size" in inspect.signature(SyntheticDataModule.__init__).parameters
+
+
+class SyntheticAtImageSize(SyntheticDataModule):
+    """Stop-gap: the synthetic data module with the ``image_size`` argument every data section has.
+
+    While ``datamodules.synthetic.SyntheticDataModule`` takes ``image_size`` only as an attribute,
+    ``data.image_size`` (``experiments/debug/tiny.yaml``, ``${data.image_size}``) would not load
+    for it; this subclass accepts the argument and sets the attribute. When the parent takes
+    ``image_size`` itself, it is passed through unchanged (then ``data.dataset: synthetic`` works
+    directly and this class can go).
+    """
+
+    def __init__(self, image_size: int = 128, **options: Any) -> None:
+        if _PARENT_TAKES_SIZE:
+            super().__init__(image_size=image_size, **options)
+        else:
+            super().__init__(**options)
+            self.image_size = image_size
+
+
+def _signature_with_image_size(base: Any) -> inspect.Signature:
+    # the config schema is read from the signature: the parent's arguments (plus image_size)
+    signature = inspect.signature(base)
+    params = list(signature.parameters.values())
+    if not _PARENT_TAKES_SIZE:
+        extra = inspect.Parameter("image_size", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=128, annotation=int)
+        params = [params[0], extra, *params[1:]]
+    return signature.replace(parameters=params)
+
+
+SyntheticAtImageSize.__init__.__signature__ = _signature_with_image_size(SyntheticDataModule.__init__)  # type: ignore[attr-defined]
+SyntheticAtImageSize.__init__.__annotations__ = {"image_size": int, **typing.get_type_hints(SyntheticDataModule.__init__)}
+
+
+def _glasses_table(values: dict[str, float]) -> str:
+    from occrecon.report import markdown_table
+
+    if "test/error_mm" not in values:
+        return ""
+    rows = []
+    for label, suffix in (("all", ""), ("with glasses", "_glasses"), ("without glasses", "_no_glasses")):
+        rows.append([label, values.get(f"test/count{suffix}", float("nan")), values.get(f"test/error_mm{suffix}", float("nan")),
+                     values.get(f"test/error_sim_mm{suffix}", float("nan"))])  # fmt: skip
+    return markdown_table(["test faces", "count", "3D error rigid (mm)", "3D error similarity (mm)"], rows)
