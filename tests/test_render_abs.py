@@ -56,6 +56,6 @@ def test_photometric_and_landmark_fit_recovers_shape(one_thread):
         opt.zero_grad()
         loss.backward()
         opt.step()
-    # Measured: ratio 0.15 after 60 steps (0.11 after 100); assert with margin.
+    # Measured: ratio 0.23 after 60 steps (seeded, deterministic on CPU); assert with 1.5x margin.
     assert vertex_error(x) < 0.35 * start
     assert start > 0.01  # the target is genuinely different from the mean face (> 1 mm)
