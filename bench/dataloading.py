@@ -60,7 +60,11 @@ def write_sources(root: Path, source: int, synth_size: int, synth_n: int) -> dic
 
 def split_loader(datamodule) -> tuple[str, DataLoader]:  # noqa: ANN001
     """The first non-empty of the train, val, test loaders."""
-    for stage, split, method in (("fit", "train", "train_dataloader"), ("validate", "val", "val_dataloader"), ("test", "test", "test_dataloader")):
+    for stage, split, method in (
+        ("fit", "train", "train_dataloader"),
+        ("validate", "val", "val_dataloader"),
+        ("test", "test", "test_dataloader"),
+    ):
         try:
             datamodule.setup(stage)
             loader = getattr(datamodule, method)()
@@ -113,19 +117,25 @@ def main() -> None:
             options = {"root": str(root), "batch_size": args.batch, "num_workers": args.workers, **extra}
             datamodule = import_ref(ref)(**options, **({} if name == "synthetic" else {"image_size": size}))
             split, loader = split_loader(datamodule)
-            rows.append((name, split, len(loader.dataset), samples_per_second(loader, args.batch, args.workers, seconds)))
+            rows.append(
+                (name, split, len(loader.dataset), samples_per_second(loader, args.batch, args.workers, seconds))
+            )
     from train_step import make_batch, time_steps
 
     from occrecon.systems.reconstruction import ReconstructionSystem
 
     torch.manual_seed(0)
-    system = ReconstructionSystem(width=16 if args.quick else 64, depth=50, image_size=size, renderer="auto", identity="none")
+    system = ReconstructionSystem(
+        width=16 if args.quick else 64, depth=50, image_size=size, renderer="auto", identity="none"
+    )
     step = sum(time_steps(system, make_batch(system, args.batch), 1, 1 if args.quick else 3).values())
     print(f"data loading at {size} px, batch {args.batch}, {args.workers} workers, {seconds:.0f} s per module; "
           f"coarse 3D training step ({'width 16' if args.quick else 'ResNet-50'}) {1000 * step:.0f} ms = {args.batch / step:.2f} img/s")  # fmt: skip
     print("data module | split | items | samples/s | ms per batch | x training speed")
     for name, split, items, rate in rows:
-        print(f"{name} | {split} | {items} | {rate:.1f} | {1000 * args.batch / rate:.0f} | {rate * step / args.batch:.1f}")
+        print(
+            f"{name} | {split} | {items} | {rate:.1f} | {1000 * args.batch / rate:.0f} | {rate * step / args.batch:.1f}"
+        )
     slowest = min(rows, key=lambda r: r[3])
     print(f"summary: slowest loader {slowest[0]} {slowest[3]:.1f} samples/s = "
           f"{slowest[3] * step / args.batch:.1f}x the coarse-stage training rate ({args.batch / step:.2f} img/s at {size} px)")  # fmt: skip

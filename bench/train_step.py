@@ -55,7 +55,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(system: ReconstructionSystem, batch: dict[str, torch.Tensor], warmup: int, steps: int) -> dict[str, float]:
+def time_steps(
+    system: ReconstructionSystem, batch: dict[str, torch.Tensor], warmup: int, steps: int
+) -> dict[str, float]:
     """Mean seconds per part over ``steps`` timed training steps (after ``warmup`` untimed ones)."""
     optimizer = torch.optim.Adam(system.regressor.parameters(), lr=1e-4)
     device = system.device
@@ -64,7 +66,7 @@ def time_steps(system: ReconstructionSystem, batch: dict[str, torch.Tensor], war
     for step in range(warmup + steps):
         marks = [time.perf_counter()]
 
-        def mark() -> None:
+        def mark(marks: list[float] = marks) -> None:
             _sync(device)
             marks.append(time.perf_counter())
 
@@ -83,7 +85,7 @@ def time_steps(system: ReconstructionSystem, batch: dict[str, torch.Tensor], war
         optimizer.step()
         mark()
         if step >= warmup:
-            for name, start, end in zip(PARTS, marks[:-1], marks[1:]):
+            for name, start, end in zip(PARTS, marks[:-1], marks[1:], strict=True):
                 totals[name] += end - start
     return {k: v / steps for k, v in totals.items()}
 
@@ -105,7 +107,9 @@ def main() -> None:
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         torch.manual_seed(0)
-        system = ReconstructionSystem(width=width, depth=50, image_size=size, renderer="auto", identity="none").to(device)
+        system = ReconstructionSystem(width=width, depth=50, image_size=size, renderer="auto", identity="none").to(
+            device
+        )
         backend = type(system.renderer.backend).__name__
         times = time_steps(system, make_batch(system, args.batch), warmup, steps)
         step = sum(times.values())
@@ -116,7 +120,14 @@ def main() -> None:
     header = ["px", "backend", *(f"{p} (ms)" for p in PARTS), "step (ms)", "images/s", "renderer share"]
     print(" | ".join(header))
     for size, backend, times, step, ips, share in rows:
-        cells = [str(size), backend, *(f"{1000 * times[p]:.0f}" for p in PARTS), f"{1000 * step:.0f}", f"{ips:.2f}", f"{100 * share:.0f}%"]
+        cells = [
+            str(size),
+            backend,
+            *(f"{1000 * times[p]:.0f}" for p in PARTS),
+            f"{1000 * step:.0f}",
+            f"{ips:.2f}",
+            f"{100 * share:.0f}%",
+        ]
         print(" | ".join(cells))
     summary = ", ".join(f"{s} px {ips:.2f} img/s (renderer {100 * sh:.0f}%)" for s, _, _, _, ips, sh in rows)
     print(f"summary: {device.type} training throughput {summary}")

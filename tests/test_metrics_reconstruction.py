@@ -9,7 +9,13 @@ import torch
 
 from occrecon.geometry.rotation import rotation_from_euler
 from occrecon.metrics.reconstruction import (
-    ReconstructionMetrics, align_to, coefficient_cosine, landmark_nme, photometric_error, umeyama, vertex_error,
+    ReconstructionMetrics,
+    align_to,
+    coefficient_cosine,
+    landmark_nme,
+    photometric_error,
+    umeyama,
+    vertex_error,
 )  # fmt: skip
 
 

@@ -30,7 +30,9 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _datamodule(root: Path, size: int = 64, batch: int = 8, **kw) -> SyntheticAtImageSize:
-    dm = SyntheticAtImageSize(image_size=size, root=str(root), fields=FIELDS, augment=False, batch_size=batch, generate=False, **kw)
+    dm = SyntheticAtImageSize(
+        image_size=size, root=str(root), fields=FIELDS, augment=False, batch_size=batch, generate=False, **kw
+    )
     dm.setup()
     return dm
 
@@ -91,7 +93,7 @@ def test_one_step_lowers_each_term_alone(batch: dict, term: str) -> None:
     norm = torch.sqrt(sum((g * g).sum() for g in grads if g is not None))
     assert norm > 0
     with torch.no_grad():  # one small gradient-descent step of fixed length (terms differ in scale)
-        for p, g in zip(params, grads):
+        for p, g in zip(params, grads, strict=True):
             if g is not None:
                 p -= 1e-2 * g / norm
     with torch.no_grad():
@@ -190,3 +192,17 @@ def test_demo_section_writes_metrics_pictures_and_meshes(dataset: Path, tmp_path
     assert {"test/error_mm", "test/error_sim_mm", "test/nme", "test/count"} <= set(section.metrics)
     assert section.metrics["test/count"] == 3.0
     assert any("glasses" in table for table in section.tables)
+
+
+def test_image_grid_has_input_render_overlay_landmarks(batch: dict) -> None:
+    from occrecon.systems.reconstruction import reconstruction_grid
+
+    system = _system().eval()
+    with torch.no_grad():
+        _, _, prepared, _, out = system.step(batch)
+    picture = reconstruction_grid(prepared, out, count=3)
+    pad = 2  # occrecon.viz.grid's default
+    assert picture.shape == (3 * (64 + pad) + pad, 4 * (64 + pad) + pad, 3)
+    first_input = picture[pad : pad + 64, pad : pad + 64]
+    expected = (prepared["image"][0].permute(1, 2, 0).numpy() * 255).round()
+    assert abs(first_input.astype(float) - expected).max() <= 1.0

@@ -26,7 +26,9 @@ from occrecon.utils.checks import check_shape
 ALIGNMENTS = ("none", "rigid", "similarity")
 
 
-def umeyama(src: torch.Tensor, dst: torch.Tensor, scale: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def umeyama(
+    src: torch.Tensor, dst: torch.Tensor, scale: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Least-squares transform ``dst ~ s R src + t`` (Umeyama 1991, proper rotations only).
 
     Args:

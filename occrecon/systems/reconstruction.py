@@ -41,12 +41,23 @@ from occrecon.geometry.camera import ScaledOrthographicCamera
 from occrecon.labels import CELEBAMASK
 from occrecon.landmarks import five_points
 from occrecon.losses.reconstruction import (
-    DEFAULT_WEIGHTS, REGU_INNER_WEIGHTS, IdentityFeatureLoss, landmark_loss, landmark_weights, light_colour_loss,
-    photometric_loss, regularization_loss, shape_loss,
+    DEFAULT_WEIGHTS,
+    REGU_INNER_WEIGHTS,
+    IdentityFeatureLoss,
+    landmark_loss,
+    landmark_weights,
+    light_colour_loss,
+    photometric_loss,
+    regularization_loss,
+    shape_loss,
 )  # fmt: skip
 from occrecon.losses.skin import skin_mask
 from occrecon.metrics.reconstruction import (
-    ReconstructionMetrics, coefficient_cosine, landmark_nme, photometric_error, vertex_error,
+    ReconstructionMetrics,
+    coefficient_cosine,
+    landmark_nme,
+    photometric_error,
+    vertex_error,
 )  # fmt: skip
 from occrecon.nets.coeff_regressor import CoefficientRegressor
 from occrecon.nets.identity import build_identity_network
@@ -248,14 +259,22 @@ class ReconstructionSystem(L.LightningModule):
         if key not in batch or (self.input_key == "I_gt" and "I_gt" not in batch):
             raise ConfigError(f"model.input={self.hparams.input!r} needs the batch field {self.input_key!r}")
         image = batch[key]
-        prepared = {"image": image, "target": image, "skin": visibility_mask(batch, image, self.hparams.input, self.skin_source)}
+        prepared = {
+            "image": image,
+            "target": image,
+            "skin": visibility_mask(batch, image, self.hparams.input, self.skin_source),
+        }
         if "landmarks" in batch:
             prepared["landmarks"] = batch["landmarks"].float()
             vis = batch.get("landmark_visible", batch.get("visibility"))
-            prepared["visible"] = torch.ones(batch["landmarks"].shape[:2], device=image.device) if vis is None else vis.float()
+            prepared["visible"] = (
+                torch.ones(batch["landmarks"].shape[:2], device=image.device) if vis is None else vis.float()
+            )
         return _resize(prepared, self.hparams.image_size)
 
-    def losses(self, prepared: dict[str, torch.Tensor], y: torch.Tensor, out: RenderOutput) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def losses(
+        self, prepared: dict[str, torch.Tensor], y: torch.Tensor, out: RenderOutput
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``L_shape`` (Eq. 4) and its logged parts (:func:`shape_loss`); absent inputs skip a term."""
         c = self.layout.split(y)
         mask = out.mask.detach() * prepared["skin"]
@@ -269,10 +288,14 @@ class ReconstructionSystem(L.LightningModule):
             lm, vis = prepared["landmarks"], prepared["visible"]
             terms["land"] = lambda: landmark_loss(out.landmarks, lm, self.landmark_w, vis)
             if self.feat_loss is not None:
-                terms["feat"] = lambda: self.feat_loss(prepared["image"], out.image, five_points(lm), five_points(out.landmarks))
+                terms["feat"] = lambda: self.feat_loss(
+                    prepared["image"], out.image, five_points(lm), five_points(out.landmarks)
+                )
         return shape_loss(terms, self.weights)
 
-    def step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, RenderOutput]:
+    def step(
+        self, batch: dict[str, Any]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, RenderOutput]:
         prepared = self.prepare(batch)
         y = self(prepared["image"])
         out = self.render(y)
@@ -291,7 +314,9 @@ class ReconstructionSystem(L.LightningModule):
 
     # -- evaluation -----------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, batch: dict[str, Any], prepared: dict[str, torch.Tensor], y: torch.Tensor, out: RenderOutput) -> dict[str, torch.Tensor]:
+    def evaluate(
+        self, batch: dict[str, Any], prepared: dict[str, torch.Tensor], y: torch.Tensor, out: RenderOutput
+    ) -> dict[str, torch.Tensor]:
         """Per-sample metrics ``name -> [B]`` (:data:`METRICS`; those without ground truth absent)."""
         values = {"photo_error": photometric_error(out.image, prepared["target"], out.mask * prepared["skin"])}
         if "landmarks" in prepared:
@@ -379,7 +404,9 @@ def _draw_points(canvas: np.ndarray, points: torch.Tensor, colour: tuple[int, in
     return np.asarray(picture)
 
 
-def grey_views(system: ReconstructionSystem, vertices: torch.Tensor, yaws_deg: tuple[float, ...] = (0.0, 60.0)) -> list[torch.Tensor]:
+def grey_views(
+    system: ReconstructionSystem, vertices: torch.Tensor, yaws_deg: tuple[float, ...] = (0.0, 60.0)
+) -> list[torch.Tensor]:
     """Plain grey shaded renders ``[B, 3, H, W]`` of model-space meshes ``[B, V, 3]``, one per yaw.
 
     Scaled orthographic camera at the mean scale, uniform albedo 0.7, light from the upper front.
@@ -396,12 +423,16 @@ def grey_views(system: ReconstructionSystem, vertices: torch.Tensor, yaws_deg: t
     for yaw in yaws_deg:
         pose = vertices.new_zeros(batch, 6)
         pose[:, 1] = math.radians(yaw)
-        views.append(system.renderer.render(vertices, fm.triangles, camera, pose, albedo, normals, gamma).image.clamp(0, 1))
+        views.append(
+            system.renderer.render(vertices, fm.triangles, camera, pose, albedo, normals, gamma).image.clamp(0, 1)
+        )
     return views
 
 
 @torch.no_grad()
-def demo_section(system: ReconstructionSystem, datamodule: L.LightningDataModule, out_dir: Path, max_faces: int = 8) -> ReportSection:
+def demo_section(
+    system: ReconstructionSystem, datamodule: L.LightningDataModule, out_dir: Path, max_faces: int = 8
+) -> ReportSection:
     """Evaluate on the test split (else val): metrics, pictures, and one OBJ per face (up to ``max_faces``).
 
     Writes ``out_dir/reconstruction.png`` (input | render | overlay | mesh frontal | mesh 60° yaw)
@@ -420,7 +451,9 @@ def demo_section(system: ReconstructionSystem, datamodule: L.LightningDataModule
         if written >= max_faces:
             break
         remaining = max_faces - written  # evaluate exactly the faces that get a mesh
-        batch = {k: v[:remaining] if isinstance(v, torch.Tensor) else v for k, v in move_batch(batch, system.device).items()}
+        batch = {
+            k: v[:remaining] if isinstance(v, torch.Tensor) else v for k, v in move_batch(batch, system.device).items()
+        }
         prepared = system.prepare(batch)
         y = system(prepared["image"])
         out = system.render(y)
@@ -435,7 +468,12 @@ def demo_section(system: ReconstructionSystem, datamodule: L.LightningDataModule
             if len(rows) < 4:
                 mask = out.mask[i]
                 overlay = prepared["image"][i] * (1 - mask) + out.image[i].clamp(0, 1) * mask
-                rows.append([image_to_uint8(t) for t in (prepared["image"][i], out.image[i].clamp(0, 1), overlay, front[i], side[i])])
+                rows.append(
+                    [
+                        image_to_uint8(t)
+                        for t in (prepared["image"][i], out.image[i].clamp(0, 1), overlay, front[i], side[i])
+                    ]
+                )
     values = scalar_metrics(metrics.compute(), "test") if metrics.update_count else {}
     titles = ["input", "render", "overlay", "mesh (front)", "mesh (60° yaw)"]
     figure = save_titled_grid(out_dir / "reconstruction.png", rows, titles, scale=2)
@@ -448,7 +486,9 @@ def demo_section(system: ReconstructionSystem, datamodule: L.LightningDataModule
     )
     if system.feat_disabled:
         text += f" L_feat was disabled: {system.feat_disabled}."
-    return ReportSection("Coarse 3D reconstruction", text, values, [table] if table else [], [("reconstructions", figure.name)])
+    return ReportSection(
+        "Coarse 3D reconstruction", text, values, [table] if table else [], [("reconstructions", figure.name)]
+    )
 
 
 _PARENT_TAKES_SIZE = "image_size" in inspect.signature(SyntheticDataModule.__init__).parameters
@@ -483,7 +523,10 @@ def _signature_with_image_size(base: Any) -> inspect.Signature:
 
 
 SyntheticAtImageSize.__init__.__signature__ = _signature_with_image_size(SyntheticDataModule.__init__)  # type: ignore[attr-defined]
-SyntheticAtImageSize.__init__.__annotations__ = {"image_size": int, **typing.get_type_hints(SyntheticDataModule.__init__)}
+SyntheticAtImageSize.__init__.__annotations__ = {
+    "image_size": int,
+    **typing.get_type_hints(SyntheticDataModule.__init__),
+}
 
 
 def _glasses_table(values: dict[str, float]) -> str:
