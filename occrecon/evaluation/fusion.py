@@ -1,0 +1,147 @@
+"""Measure the fusion ``M_fin`` (:mod:`occrecon.fusion`) on the synthetic set, where the
+occluder-free parsing ``parsing_gt`` is known.
+
+Protocol: over a split, for each method, one confusion matrix of its labels vs ``parsing_gt`` over
+the pixels of the **ground-truth** occluder mask (glasses, hands, hair strands), summed over all
+images; mIoU = mean IoU over the classes present there (in truth or prediction), as
+:func:`occrecon.fusion.occluded_miou` defines it, plus the pixel accuracy. Methods:
+
+* ``M_fin`` — :func:`occrecon.fusion.fuse_parsing` of ``M_fa`` and ``M_edge``;
+* ``skin`` — baseline (a), :func:`occrecon.fusion.fuse_skin`;
+* ``nearest`` — baseline (b), :func:`occrecon.fusion.fuse_nearest`;
+* ``M_fa`` — no fusion at all (the occluders stay labelled as occluders), for reference.
+
+All fusions use the same occluder mask ``O`` *estimated* from ``M_fa`` and ``M_edge``
+(:func:`occrecon.fusion.occluder_mask`): the ground-truth mask only selects the scored pixels.
+
+Inputs are either the oracle (``M_fa`` = ``parsing_in``, the parsing with occluders; ``M_edge`` =
+the ground-truth edge-line heatmaps) or the predictions of trained parsing / edge-lines systems
+(checkpoints of ``occrecon fit``). ``occrecon eval fusion`` (:mod:`occrecon.commands.evaluate`)
+prints :meth:`FusionScores.table`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import ConcatDataset, DataLoader
+from torchmetrics.functional.classification import multiclass_confusion_matrix
+
+from occrecon.fusion import fuse_nearest, fuse_parsing, fuse_skin, occluder_mask
+from occrecon.labels import CELEBAMASK_CLASSES
+from occrecon.metrics.parsing import iou_per_class
+from occrecon.report import markdown_table
+
+METHODS: tuple[str, ...] = ("M_fin", "nearest", "skin", "M_fa")
+FIELDS: tuple[str, ...] = ("I_in", "parsing_in", "parsing_gt", "occluder_mask", "edge_lines")
+
+
+def fusion_maps(parsing: torch.Tensor, heatmaps: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``M_fin``, both baselines and the estimated occluder mask from one ``M_fa`` / ``M_edge`` pair.
+
+    Args:
+        parsing: ``[B, H, W]`` int64 ``M_fa`` (CelebAMask-HQ labels).
+        heatmaps: ``[B, 13, h, w]`` ``M_edge`` in ``[0, 1]`` at any resolution.
+
+    Returns:
+        ``{"M_fin", "nearest", "skin", "M_fa"}`` ``[B, H, W]`` int64 and ``"O"`` ``[B, 1, H, W]`` float.
+    """
+    heatmaps = heatmaps.float().clamp(0.0, 1.0)
+    occ = occluder_mask(parsing, heatmaps)
+    return {
+        "M_fin": fuse_parsing(parsing, heatmaps, occluders=occ),
+        "nearest": fuse_nearest(parsing, occ),
+        "skin": fuse_skin(parsing, occ),
+        "M_fa": parsing,
+        "O": occ,
+    }
+
+
+class FusionScores:
+    """Confusion matrices of every method inside the ground-truth occluder mask, summed over a split."""
+
+    def __init__(self, num_classes: int = len(CELEBAMASK_CLASSES), methods: tuple[str, ...] = METHODS) -> None:
+        self.num_classes, self.methods = num_classes, methods
+        self.confmats = {m: torch.zeros(num_classes, num_classes, dtype=torch.long) for m in methods}
+        self.count = 0
+
+    def update(self, maps: Mapping[str, torch.Tensor], parsing_gt: torch.Tensor, gt_occluders: torch.Tensor) -> None:
+        """Add a batch: ``maps`` from :func:`fusion_maps`, ``parsing_gt`` ``[B, H, W]``, mask ``[B, 1, H, W]``."""
+        inside = gt_occluders.reshape(parsing_gt.shape) > 0.5
+        truth = parsing_gt[inside].cpu()
+        for method in self.methods:
+            pred = maps[method][inside].cpu()
+            self.confmats[method] += multiclass_confusion_matrix(pred, truth, self.num_classes, validate_args=False)
+        self.count += parsing_gt.shape[0]
+
+    def compute(self) -> dict[str, dict[str, float]]:
+        """``{method: {"miou", "pixel_accuracy", "pixels"}}`` over everything added so far."""
+        out = {}
+        for method, confmat in self.confmats.items():
+            total = int(confmat.sum())
+            out[method] = {
+                "miou": float(iou_per_class(confmat).nanmean()),
+                "pixel_accuracy": float(confmat.diag().sum()) / max(total, 1),
+                "pixels": total,
+            }
+        return out
+
+    def table(self) -> str:
+        """Markdown table: one row per method, mIoU and pixel accuracy inside the occluder mask."""
+        names = {"M_fin": "M_fin (fusion)", "nearest": "nearest label", "skin": "occluders -> skin",
+                 "M_fa": "M_fa (no fusion)"}  # fmt: skip
+        rows = [(names.get(m, m), 100 * s["miou"], 100 * s["pixel_accuracy"]) for m, s in self.compute().items()]
+        pixels = next(iter(self.compute().values()))["pixels"] if self.methods else 0
+        header = ["method", f"mIoU % (occluded pixels, {self.count} images, {pixels} px)", "pixel acc. %"]
+        return markdown_table(header, rows)
+
+
+def synthetic_loader(root: str | Path, split: str = "all", batch_size: int = 8) -> DataLoader:
+    """Un-augmented loader of the synthetic set at ``root`` (``split``: train, val, test or all)."""
+    from datamodules.synthetic import SyntheticDataModule
+
+    dm = SyntheticDataModule(root=str(root), fields=FIELDS, batch_size=batch_size, augment=False, generate=False)
+    dm.setup()
+    splits = ("train", "val", "test") if split == "all" else (split,)
+    return DataLoader(ConcatDataset([dm.datasets[s] for s in splits]), batch_size=batch_size, shuffle=False)
+
+
+def load_system(checkpoint: str | Path, kind: str) -> Any:
+    """A trained ``ParsingSystem`` / ``EdgeLinesSystem`` from an ``occrecon fit`` checkpoint (eval mode, CPU)."""
+    if kind == "parsing":
+        from occrecon.systems.parsing import ParsingSystem as cls
+    else:
+        from occrecon.systems.edge_lines import EdgeLinesSystem as cls
+    system = cls.load_from_checkpoint(str(checkpoint), map_location="cpu", weights_only=True)
+    return system.eval()
+
+
+@torch.no_grad()
+def evaluate_fusion(
+    root: str | Path,
+    split: str = "all",
+    parsing_system: Any = None,
+    edge_system: Any = None,
+    batch_size: int = 8,
+    max_batches: int = 0,
+) -> FusionScores:
+    """Score ``M_fin`` and the baselines over a synthetic split (module docstring).
+
+    Args:
+        root: synthetic data set folder (``occrecon data synth --out``).
+        parsing_system / edge_system: trained systems; ``None`` uses the oracle input
+            (``parsing_in`` / the ground-truth edge lines).
+        max_batches: stop after this many batches (0 = the whole split).
+    """
+    scores = FusionScores()
+    for index, batch in enumerate(synthetic_loader(root, split, batch_size)):
+        if 0 < max_batches <= index:
+            break
+        images = batch["I_in"]
+        parsing = batch["parsing_in"] if parsing_system is None else parsing_system.predict_labels(images)
+        heatmaps = batch["edge_lines"] if edge_system is None else edge_system.predict_heatmaps(images)
+        scores.update(fusion_maps(parsing, heatmaps), batch["parsing_gt"], batch["occluder_mask"])
+    return scores

@@ -1,0 +1,244 @@
+"""Face-parsing stage (paper §3.1): trains ``N_fa`` (:class:`occrecon.nets.parsing.FaceParsingNet`)
+to predict ``M_fa``, the parsing map *with* the occluders labelled (glasses as ``eye_g``, hands as
+background; on the synthetic set that is ``parsing_in``, served as ``label_map``).
+
+Loss: :func:`occrecon.losses.parsing.parsing_loss` with ``model.loss.weights.{parse,edge,edge_parse}``.
+Metrics (:class:`occrecon.metrics.parsing.FaceParsingMetrics`, one confusion matrix over the whole
+split, summed across DDP ranks by torchmetrics): ``val/miou``, ``val/f1/mean``, ``val/f1/<class>``,
+``val/pixel_accuracy`` and, for Helen, ``val/f1/overall``.
+
+Widths derive from ``model.width`` (64 = EAGRNet: PSP 512, edge head 256, decoder 256).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from occrecon.config.schema import BaseModelConfig
+from occrecon.errors import ConfigError
+from occrecon.labels import CELEBAMASK_CLASSES, HELEN_CLASSES, HELEN_OVERALL_F1_CLASSES
+from occrecon.losses.parsing import IGNORE_INDEX, ParsingLoss
+from occrecon.metrics.parsing import FaceParsingMetrics
+from occrecon.nets.parsing import FaceParsingNet
+from occrecon.report import ReportSection
+from occrecon.systems.common import eval_loader, first_batches, image_loggers, log_image, move_batch, scalar_metrics
+from occrecon.training import build_optimization
+
+LABEL_SETS: dict[str, tuple[str, ...]] = {"celebamask": CELEBAMASK_CLASSES, "helen": HELEN_CLASSES}
+"""``model.label_set`` -> class names in label order."""
+
+
+@dataclass
+class ParsingLossWeights:
+    parse: float = 1.0
+    edge: float = 1.0
+    edge_parse: float = 1.0
+
+
+@dataclass
+class ParsingLossConfig:
+    weights: ParsingLossWeights = field(default_factory=ParsingLossWeights)
+
+
+@dataclass
+class ParsingModelConfig(BaseModelConfig):
+    """``model`` section of the parsing stage.
+
+    ``label_set``: ``celebamask`` (19 classes; CelebAMask-HQ and synthetic) or ``helen`` (11);
+    ``num_classes`` must match it. ``depth``: ResNet depth (101 as EAGRNet; 18/50 on CPU).
+    ``sync_batchnorm``: convert BatchNorm to SyncBatchNorm when training on several processes.
+    ``image_log_every_n_steps``: input | prediction | target grid to W&B/TensorBoard (0 = never).
+    """
+
+    label_set: str = "celebamask"
+    num_classes: int = 19
+    depth: int = 101
+    output_stride: int = 8
+    graph_mids: int = 4
+    edge_channels: int = 2
+    backbone_weights: str | None = None
+    sync_batchnorm: bool = True
+    ignore_index: int = IGNORE_INDEX
+    image_log_every_n_steps: int = 200
+    loss: ParsingLossConfig = field(default_factory=ParsingLossConfig)
+
+
+def class_names(label_set: str, num_classes: int) -> tuple[str, ...]:
+    """Class names of ``label_set``; raises ConfigError when ``num_classes`` disagrees."""
+    if label_set not in LABEL_SETS:
+        raise ConfigError(f"model.label_set: expected one of {sorted(LABEL_SETS)}, got {label_set!r}")
+    names = LABEL_SETS[label_set]
+    if num_classes != len(names):
+        raise ConfigError(f"model.num_classes={num_classes} but label_set {label_set!r} has {len(names)} classes")
+    return names
+
+
+class ParsingSystem(L.LightningModule):
+    """LightningModule of the face-parsing stage (see the module docstring). Built as ``ParsingSystem(**model)``."""
+
+    def __init__(
+        self,
+        width: int = 64,
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
+        label_set: str = "celebamask",
+        num_classes: int = 19,
+        depth: int = 101,
+        output_stride: int = 8,
+        graph_mids: int = 4,
+        edge_channels: int = 2,
+        backbone_weights: str | None = None,
+        sync_batchnorm: bool = True,
+        ignore_index: int = IGNORE_INDEX,
+        image_log_every_n_steps: int = 200,
+        loss: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        defaults = ParsingModelConfig()
+        self.save_hyperparameters()
+        self.optimizer_cfg = optimizer or vars(defaults.optimizer)
+        self.scheduler_cfg = scheduler or vars(defaults.scheduler)
+        weights = {**vars(defaults.loss.weights), **((loss or {}).get("weights") or {})}
+        self.class_names = class_names(label_set, num_classes)
+        self.net = FaceParsingNet(
+            num_classes=num_classes,
+            depth=depth,
+            base_width=width,
+            output_stride=output_stride,
+            psp_channels=8 * width,
+            edge_channels=edge_channels,
+            edge_mid_channels=4 * width,
+            graph_mids=graph_mids,
+            decoder_channels=4 * width,
+            backbone_weights=backbone_weights,
+        )
+        self.criterion = ParsingLoss(weights["parse"], weights["edge"], weights["edge_parse"], ignore_index)
+        overall = HELEN_OVERALL_F1_CLASSES if label_set == "helen" else None
+        self.val_metrics = FaceParsingMetrics(self.class_names, overall, ignore_index)
+        self.test_metrics = FaceParsingMetrics(self.class_names, overall, ignore_index)
+
+    def setup(self, stage: str) -> None:
+        # before the strategy wraps the model: BatchNorm statistics over all ranks under DDP
+        if self.hparams.sync_batchnorm and self.trainer.world_size > 1:
+            self.net = nn.SyncBatchNorm.convert_sync_batchnorm(self.net)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``images`` ``[B, 3, H, W]`` in ``[0, 1]`` -> ``{"parsing": [B, C, H, W], "edge": [B, E, H, W]}`` logits."""
+        return self.net(images)
+
+    @torch.no_grad()
+    def predict_labels(self, images: torch.Tensor) -> torch.Tensor:
+        """``M_fa`` ``[B, H, W]`` int64 for ``[B, 3, H, W]`` images."""
+        return self.net(images)["parsing"].argmax(dim=1)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        outputs = self(batch["image"])
+        terms = self.criterion(outputs, batch["label_map"])
+        self.log_dict({f"train/{k}": v for k, v in terms.items()}, batch_size=batch["image"].shape[0])
+        every = self.hparams.image_log_every_n_steps
+        if every > 0 and self.global_step % every == 0 and image_loggers(self.logger):
+            log_image(self.logger, "train/parsing", parsing_grid(batch, outputs["parsing"].argmax(1)), self.global_step)
+        return terms["loss"]
+
+    def _eval_step(self, batch: dict[str, Any], metrics: FaceParsingMetrics, prefix: str) -> None:
+        outputs = self(batch["image"])
+        terms = self.criterion(outputs, batch["label_map"])
+        self.log(f"{prefix}/loss", terms["loss"], batch_size=batch["image"].shape[0], sync_dist=True)
+        metrics.update(outputs["parsing"], batch["label_map"])
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, self.val_metrics, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, self.test_metrics, "test")
+
+    def _log_split(self, metrics: FaceParsingMetrics, prefix: str) -> None:
+        # compute() sums the confusion matrices of all ranks, so every rank logs the same numbers
+        self.log_dict(scalar_metrics(metrics.compute(), prefix))
+        metrics.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_split(self.val_metrics, "val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_split(self.test_metrics, "test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self.predict_labels(batch["image"])
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        return build_optimization(self, self.optimizer_cfg, self.scheduler_cfg)
+
+
+def parsing_grid(batch: dict[str, Any], predicted: torch.Tensor, count: int = 4) -> np.ndarray:
+    """``[H, W, 3]`` uint8 grid, one row per sample: input | prediction | target."""
+    from occrecon.viz import colorize_labels, grid, image_to_uint8
+
+    rows = []
+    for i in range(min(count, predicted.shape[0])):
+        target = batch["label_map"][i].clone()
+        target[target == IGNORE_INDEX] = 0
+        rows.append([image_to_uint8(batch["image"][i]), colorize_labels(predicted[i]), colorize_labels(target)])
+    return grid(rows)
+
+
+@torch.no_grad()
+def demo_section(
+    system: ParsingSystem, datamodule: L.LightningDataModule, out_dir: Path, max_batches: int = 4
+) -> ReportSection:
+    """Evaluate ``system`` on the test split (else val) of ``datamodule`` and draw ``M_fa`` (and ``M_fin``).
+
+    Metrics over ``max_batches`` batches: mIoU, mean F1, pixel accuracy of ``M_fa`` vs the target
+    (``label_map``). When the batches carry the synthetic fields ``parsing_gt``, ``occluder_mask``
+    and ``edge_lines`` (CelebAMask-HQ labels), ``M_fin`` = fusion of the predicted ``M_fa`` with the
+    ground-truth edge lines is drawn and its mIoU inside the occluder mask reported next to the
+    two baselines (:mod:`occrecon.evaluation.fusion`). Saves ``out_dir/parsing.png``.
+    """
+    from occrecon.evaluation.fusion import FusionScores, fusion_maps
+    from occrecon.viz import colorize_labels, image_to_uint8, save_titled_grid
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    system.eval()
+    metrics = FaceParsingMetrics(system.class_names, None, system.hparams.ignore_index)
+    scores = FusionScores(len(system.class_names))
+    rows: list[list[np.ndarray]] = []
+    titles = ["input", "M_fa (predicted)", "target"]
+    for batch in first_batches(eval_loader(datamodule), max_batches):
+        batch = move_batch(batch, system.device)
+        predicted = system.predict_labels(batch["image"])
+        metrics.update(predicted, batch["label_map"])
+        fused = None
+        if {"parsing_gt", "occluder_mask", "edge_lines"} <= set(batch) and system.hparams.label_set == "celebamask":
+            maps = fusion_maps(predicted, batch["edge_lines"])
+            scores.update(maps, batch["parsing_gt"], batch["occluder_mask"])
+            fused = maps["M_fin"]
+            titles = ["input", "M_fa (predicted)", "target", "M_fin (M_fa + GT lines)", "occluder-free GT"]
+        for i in range(predicted.shape[0]):
+            if len(rows) >= 4:
+                break
+            target = batch["label_map"][i].masked_fill(batch["label_map"][i] == IGNORE_INDEX, 0)
+            row = [image_to_uint8(batch["image"][i]), colorize_labels(predicted[i]), colorize_labels(target)]
+            if fused is not None:
+                row += [colorize_labels(fused[i]), colorize_labels(batch["parsing_gt"][i])]
+            rows.append(row)
+    values = {
+        k: v for k, v in scalar_metrics(metrics.compute(), "M_fa").items() if "/f1/" not in k and "/iou/" not in k
+    }
+    values["M_fa/f1/mean"] = float(metrics.compute()["f1/mean"])
+    tables = [scores.table()] if scores.count else []
+    figure = save_titled_grid(out_dir / "parsing.png", rows, titles, scale=2)
+    text = (
+        f"Face parsing `M_fa` ({type(system.net).__name__}, ResNet-{system.hparams.depth}, width "
+        f"{system.hparams.width}) on {sum(len(r) > 0 for r in rows)} shown / up to {max_batches} evaluated batches."
+    )
+    if tables:
+        text += " `M_fin` fuses the predicted `M_fa` with the ground-truth edge lines; mIoU is measured inside the occluder mask."
+    return ReportSection("Face parsing M_fa and fused M_fin", text, values, tables, [("M_fa and M_fin", figure.name)])
