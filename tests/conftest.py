@@ -7,6 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+# The tests use tiny tensors: intra-op threads only add synchronisation, and on a loaded 2-core
+# machine OpenMP spin-waits made some tests 50x slower. One thread keeps the suite fast and steady.
+torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 # `tests.toy_stage:TOY_STAGE` is imported by name (also in CLI subprocesses via PYTHONPATH).
