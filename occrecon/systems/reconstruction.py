@@ -409,13 +409,13 @@ def grey_views(
 ) -> list[torch.Tensor]:
     """Plain grey shaded renders ``[B, 3, H, W]`` of model-space meshes ``[B, V, 3]``, one per yaw.
 
-    Scaled orthographic camera at the mean scale, uniform albedo 0.7, light from the upper front.
+    Scaled orthographic camera at the mean scale, uniform albedo 0.55, light from the upper front.
     """
     size = system.hparams.image_size
     camera = ScaledOrthographicCamera(size)
     fm = system.face_model
     batch = vertices.shape[0]
-    albedo = torch.full_like(vertices, 0.7)
+    albedo = torch.full_like(vertices, 0.55)
     gamma = vertices.new_zeros(batch, 9)
     gamma[:, 1], gamma[:, 2] = -0.25, 0.35  # brighter towards +y (up) and +z (the camera)
     normals = fm.vertex_normals(vertices)
