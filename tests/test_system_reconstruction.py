@@ -206,3 +206,26 @@ def test_image_grid_has_input_render_overlay_landmarks(batch: dict) -> None:
     first_input = picture[pad : pad + 64, pad : pad + 64]
     expected = (prepared["image"][0].permute(1, 2, 0).numpy() * 255).round()
     assert abs(first_input.astype(float) - expected).max() <= 1.0
+
+
+def test_real_images_use_the_parsing_map_and_skip_landmark_terms(tmp_path: Path) -> None:
+    """CelebAMask-HQ batches (image + label_map, no landmarks): L_phot inside the parsing map's
+    face classes only; L_land / L_feat are not computed; one step trains."""
+    from data_fixtures import write_celebamask
+
+    from datamodules.celebamask_hq import CelebAMaskHQDataModule
+    from occrecon.systems.reconstruction import visibility_mask
+
+    root = write_celebamask(tmp_path / "CelebAMask-HQ", image_size=32, mask_size=32)
+    dm = CelebAMaskHQDataModule(root=str(root), image_size=32, batch_size=2, num_workers=0, augment=False)
+    dm.setup("fit")
+    real = next(iter(dm.train_dataloader()))
+    assert "landmarks" not in real
+    mask = visibility_mask(real, real["image"], "occluded")
+    hair = real["label_map"] == 13
+    assert mask[:, 0][hair].sum() == 0 and mask[:, 0][real["label_map"] == 1].min() == 1  # skin in, hair out
+    system = _system(size=32)
+    loss, logs, *_ = system.step(real)
+    assert {"phot", "regu"} <= set(logs) and "land" not in logs and "feat" not in logs
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in system.regressor.heads.parameters())
