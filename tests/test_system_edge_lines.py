@@ -112,17 +112,21 @@ def test_one_tiny_training_step_per_experiment(name: str, synth_root: Path, tmp_
 
 @pytest.mark.slow
 def test_overfits_a_few_synthetic_faces(synth_root: Path) -> None:
-    """Measured (4 faces, 64 px, width 8, 2 stacks, Adam 0.003, 150 batches): NME ~0.06 (untrained ~0.7)."""
+    """Measured (4 faces, 64 px, width 8, 2 stacks, Adam 0.003 with a per-batch cosine, 100 batches):
+    eval-mode NME 0.032 (0.13 after 60 batches; untrained ~0.7). Without the decay the BatchNorm
+    running statistics lag the fast-moving weights and eval-mode NME stays ~0.24 (train mode 0.027)."""
     L.seed_everything(0)
     dm = synthetic_batches(synth_root)
-    system = EdgeLinesSystem(**SMALL, optimizer={"name": "adam", "lr": 0.003})
-    trainer(max_steps=2 * 150).fit(system, train_dataloaders=dm.train_dataloader())
+    system = EdgeLinesSystem(
+        **SMALL, optimizer={"name": "adam", "lr": 0.003}, scheduler={"name": "cosine", "interval": "step"}
+    )
+    trainer(max_steps=2 * 100).fit(system, train_dataloaders=dm.train_dataloader())
     system.eval()
     metrics = LandmarkMetrics("inter_ocular")
     with torch.no_grad():
         for batch in dm.train_dataloader():
             metrics.update(system(batch["image"])["landmarks"], batch["landmarks"])
-    assert metrics.compute()["nme"] < 0.15
+    assert metrics.compute()["nme"] < 0.1
 
 
 def test_demo_section_draws_m_edge_and_reports_nme(synth_root: Path, tmp_path: Path) -> None:

@@ -275,8 +275,12 @@ class EdgeLinesSystem(L.LightningModule):
         self._step_schedulers("epoch")
 
     def configure_optimizers(self) -> list[dict[str, Any]]:
-        g = build_optimization(self, self.optimizer_cfg, self.scheduler_cfg, self.net.parameters())
-        d = build_optimization(self, self.disc_cfg["optimizer"], self.scheduler_cfg, self.discriminator.parameters())
+        scheduler = dict(self.scheduler_cfg)
+        if scheduler["interval"] == "step" and not scheduler["t_max"] and self.trainer.max_steps > 0:
+            # schedulers step once per batch, but max_steps counts G and D steps (2 per batch)
+            scheduler["t_max"] = max(1, self.trainer.max_steps // 2)
+        g = build_optimization(self, self.optimizer_cfg, scheduler, self.net.parameters())
+        d = build_optimization(self, self.disc_cfg["optimizer"], scheduler, self.discriminator.parameters())
         return [g, d]
 
     # ------------------------------------------------------------------ evaluation
