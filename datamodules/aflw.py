@@ -35,11 +35,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.io
 
-from datamodules.common import FaceDataModule, RawSample, Record, base_options, format_error, require_file, square_box
+from datamodules.common import FaceDataModule, RawSample, Record, format_error, require_file, square_box
 from datamodules.w300 import PTS_OFFSET
 from occrecon.landmarks import NUM_LANDMARKS_AFLW19
 from occrecon.utils.io import read_image
@@ -137,28 +138,12 @@ class AFLWDataModule(FaceDataModule):
 
     def __init__(
         self,
-        root: str | None = None,
-        image_size: int = 224,
-        batch_size: int = 8,
-        num_workers: int = 2,
-        train_split: str = "train",
         val_split: str = "test",
-        test_split: str = "test",
-        augment: bool = True,
-        flip_prob: float = 0.5,
-        rotate_deg: float = 15.0,
-        scale_jitter: float = 0.1,
-        translate: float = 0.05,
-        colour_jitter: float = 0.2,
-        heatmap_size: int = 64,
-        sigma: float = 1.0,
-        skip_bad: bool = False,
-        seed: int = 0,
-        pin_memory: bool = False,
         margin: float = 0.1,
         train_count: int = TRAIN_COUNT,
+        **options: Any,
     ) -> None:
-        super().__init__(**base_options(locals()))
+        super().__init__(val_split=val_split, **options)
         self.margin, self.train_count = margin, train_count
 
     def index(self, split: str, on_error: Callable[[BaseException], None] | None = None) -> list[Record]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -38,7 +39,6 @@ from datamodules.common import (
     FaceDataModule,
     RawSample,
     Record,
-    base_options,
     format_error,
     full_image_box,
     require_file,
@@ -204,29 +204,12 @@ class CelebAMaskHQDataModule(FaceDataModule):
 
     def __init__(
         self,
-        root: str | None = None,
-        image_size: int = 224,
-        batch_size: int = 8,
-        num_workers: int = 2,
-        train_split: str = "train",
-        val_split: str = "val",
-        test_split: str = "test",
-        augment: bool = True,
-        flip_prob: float = 0.5,
-        rotate_deg: float = 15.0,
-        scale_jitter: float = 0.1,
-        translate: float = 0.05,
-        colour_jitter: float = 0.2,
-        heatmap_size: int = 64,
-        sigma: float = 1.0,
-        skip_bad: bool = False,
-        seed: int = 0,
-        pin_memory: bool = False,
         label_source: str = "parts",
         merged_order: str = "A",
         glasses: str = "all",
+        **options: Any,
     ) -> None:
-        super().__init__(**base_options(locals()))
+        super().__init__(**options)
         if (
             label_source not in ("parts", "merged")
             or merged_order not in REMAP

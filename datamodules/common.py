@@ -325,23 +325,13 @@ STAGE_DATASETS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 """Lightning stage -> the datasets it needs (``predict`` uses the test split)."""
 
-BASE_OPTIONS: tuple[str, ...] = (
-    "root", "image_size", "batch_size", "num_workers", "train_split", "val_split", "test_split", "augment",
-    "flip_prob", "rotate_deg", "scale_jitter", "translate", "colour_jitter", "heatmap_size", "sigma",
-    "skip_bad", "seed", "pin_memory",
-)  # fmt: skip
-"""The constructor options every data module shares (subclasses repeat them in their signatures)."""
-
-
-def base_options(values: dict[str, Any]) -> dict[str, Any]:
-    """The :data:`BASE_OPTIONS` entries of a subclass constructor's ``locals()``."""
-    return {key: values[key] for key in BASE_OPTIONS}
-
-
 class FaceDataModule(L.LightningDataModule):
     """Base of the real data-set modules: builds datasets per split and the seeded loaders.
 
-    Subclasses set the class attributes and implement :meth:`index` and :meth:`load`.
+    Subclasses set the class attributes and implement :meth:`index` and :meth:`load`. Their
+    constructors take only their own options (and any base option whose default they change) and
+    forward ``**options`` here; the config schema follows that chain
+    (:func:`occrecon.config.signature.constructor_parameters`).
 
     Args:
         root: data set folder; None -> ``$<env_var>``, else ``$OCCRECON_DATA/<default_folder>``.

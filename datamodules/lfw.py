@@ -38,7 +38,6 @@ from datamodules.common import (
     FaceDataset,
     RawSample,
     Record,
-    base_options,
     format_error,
     full_image_box,
     require_file,
@@ -212,30 +211,17 @@ class LFWDataModule(FaceDataModule):
 
     def __init__(
         self,
-        root: str | None = None,
-        image_size: int = 224,
-        batch_size: int = 8,
-        num_workers: int = 2,
         train_split: str = "images",
         val_split: str = "pairs",
         test_split: str = "pairs",
         augment: bool = False,
-        flip_prob: float = 0.5,
-        rotate_deg: float = 15.0,
-        scale_jitter: float = 0.1,
-        translate: float = 0.05,
-        colour_jitter: float = 0.2,
-        heatmap_size: int = 64,
-        sigma: float = 1.0,
-        skip_bad: bool = False,
-        seed: int = 0,
-        pin_memory: bool = False,
         image_dir: str = "lfw",
         folds: list[int] | None = None,
         glasses: str = "all",
         crop_size: int | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__(**base_options(locals()))
+        super().__init__(train_split=train_split, val_split=val_split, test_split=test_split, augment=augment, **options)
         if glasses not in ("all", "with", "without"):
             raise ValueError(f"glasses must be all, with or without, got {glasses!r}")
         self.image_dir, self.folds, self.glasses, self.crop_size = image_dir, folds, glasses, crop_size

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,6 @@ from datamodules.common import (
     FaceDataModule,
     RawSample,
     Record,
-    base_options,
     box_from_landmarks,
     format_error,
     require_file,
@@ -135,27 +135,12 @@ class W300DataModule(FaceDataModule):
 
     def __init__(
         self,
-        root: str | None = None,
-        image_size: int = 224,
-        batch_size: int = 8,
-        num_workers: int = 2,
-        train_split: str = "train",
         val_split: str = "common",
         test_split: str = "full",
-        augment: bool = True,
-        flip_prob: float = 0.5,
-        rotate_deg: float = 15.0,
-        scale_jitter: float = 0.1,
-        translate: float = 0.05,
-        colour_jitter: float = 0.2,
-        heatmap_size: int = 64,
-        sigma: float = 1.0,
-        skip_bad: bool = False,
-        seed: int = 0,
-        pin_memory: bool = False,
         margin: float = 0.25,
+        **options: Any,
     ) -> None:
-        super().__init__(**base_options(locals()))
+        super().__init__(val_split=val_split, test_split=test_split, **options)
         self.margin = margin
 
     def index(self, split: str, on_error: Callable[[BaseException], None] | None = None) -> list[Record]:

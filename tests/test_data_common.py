@@ -123,14 +123,16 @@ def test_data_modules_take_plain_typed_keyword_arguments() -> None:
 
     from datamodules.aflw import AFLWDataModule
     from datamodules.celebamask_hq import CelebAMaskHQDataModule
-    from datamodules.common import BASE_OPTIONS
+    from datamodules.common import FaceDataModule
     from datamodules.helen import HelenDataModule
     from datamodules.lfw import LFWDataModule
     from datamodules.w300 import W300DataModule
+    from occrecon.config.signature import constructor_parameters
 
     for cls in (HelenDataModule, CelebAMaskHQDataModule, W300DataModule, AFLWDataModule, LFWDataModule):
-        params = inspect.signature(cls).parameters
-        assert set(BASE_OPTIONS) <= set(params), cls.__name__
-        assert all(p.kind is p.POSITIONAL_OR_KEYWORD and p.annotation is not p.empty for p in params.values())
+        params = constructor_parameters(cls)
+        assert set(constructor_parameters(FaceDataModule)) <= set(params), cls.__name__
+        assert all(p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty and hint is not inspect.Parameter.empty
+                   for p, hint in params.values())
         module = cls(**{"root": "/nonexistent", "image_size": 32, "batch_size": 1, "skip_bad": True})
         assert module.image_size == 32 and module.skip_bad

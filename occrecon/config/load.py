@@ -21,8 +21,8 @@ from omegaconf._utils import type_str
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from occrecon.config.schema import RESUME_FROZEN_DATA_KEYS, RESUME_MUTABLE_MODEL_PREFIXES, ExperimentConfig
-from occrecon.errors import ConfigError
 from occrecon.config.signature import schema_from_signature
+from occrecon.errors import ConfigError
 from occrecon.registry import StageSpec, get_dataset, get_stage
 from occrecon.utils.io import atomic_write_text
 

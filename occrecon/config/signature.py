@@ -37,26 +37,46 @@ def _omegaconf_type(annotation: Any) -> Any:
     return Any
 
 
-@functools.lru_cache(maxsize=None)
+def constructor_parameters(cls: type) -> dict[str, tuple[inspect.Parameter, Any]]:
+    """Keyword arguments of ``cls(...)`` with their type hints.
+
+    A constructor that ends in ``**options`` forwards them to its base class, so the walk goes on
+    up the MRO; a subclass's own argument wins over (and may re-default) the base's of that name.
+    Base arguments come first, in their declaration order.
+    """
+    chain: list[dict[str, tuple[inspect.Parameter, Any]]] = []  # most derived first
+    for klass in cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None:
+            continue
+        hints = typing.get_type_hints(init)
+        params = inspect.signature(init).parameters
+        chain.append({n: (p, hints.get(n, Any)) for n, p in params.items() if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)})
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            break
+    merged: dict[str, tuple[inspect.Parameter, Any]] = {}
+    for own in reversed(chain):  # base first; a re-declared name keeps its place, takes the new default
+        merged.update(own)
+    return merged
+
+
+@functools.cache
 def schema_from_signature(cls: type, extra: tuple[tuple[str, type, Any], ...] = ()) -> type:
-    """A dataclass whose fields are ``cls.__init__``'s keyword arguments (types and defaults).
+    """A dataclass whose fields are the keyword arguments of ``cls(...)`` (types and defaults).
 
     ``extra`` adds ``(name, type, default)`` fields (e.g. the ``dataset`` selector). Every
     argument needs a default: a config must be complete without the caller knowing the class.
     """
-    hints = typing.get_type_hints(cls.__init__)
     fields: list[tuple[str, Any, Any]] = []
-    for name, param in inspect.signature(cls.__init__).parameters.items():
-        if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
+    for name, (param, hint) in constructor_parameters(cls).items():
         if param.default is inspect.Parameter.empty:
-            raise ConfigError(f"{cls.__qualname__}.__init__: argument {name!r} needs a default to be configurable")
+            raise ConfigError(f"{cls.__qualname__}: argument {name!r} needs a default to be configurable")
         default = param.default
         if isinstance(default, (list, dict, tuple)):
             value = list(default) if isinstance(default, tuple) else default
             field = dataclasses.field(default_factory=lambda v=value: type(v)(v))
         else:
             field = dataclasses.field(default=default)
-        fields.append((name, _omegaconf_type(hints.get(name, Any)), field))
+        fields.append((name, _omegaconf_type(hint), field))
     fields += [(name, typ, dataclasses.field(default=default)) for name, typ, default in extra]
     return dataclasses.make_dataclass(f"{cls.__name__}Config", fields)
