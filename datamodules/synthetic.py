@@ -217,11 +217,10 @@ class SyntheticFaces(Dataset):
 class SyntheticDataModule(L.LightningDataModule):
     """The synthetic occluded-face data set (generated on first use).
 
-    Attribute ``image_size`` (``None``: the stored size) serves samples at another side: images are
-    resampled by area / bilinear, every other map nearest-neighbour, landmarks scaled.
-
     Args:
         root: data set folder (default :func:`default_root`).
+        image_size: side of the served samples (``None``: the stored size); images are resampled
+            by area / bilinear, every other map nearest-neighbour, landmarks scaled.
         fields: fields to serve (default :data:`DEFAULT_FIELDS`; any of ``occrecon.synth.reader.ALL_FIELDS``).
         batch_size, num_workers, pin_memory, seed: loader settings (``seed`` drives shuffling and
             the per-worker augmentation generators).
@@ -237,6 +236,7 @@ class SyntheticDataModule(L.LightningDataModule):
     def __init__(
         self,
         root: str | None = None,
+        image_size: int | None = None,
         fields: Sequence[str] | None = None,
         batch_size: int = 8,
         num_workers: int = 0,
@@ -261,10 +261,7 @@ class SyntheticDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.root = Path(root) if root else default_root()
-        # Serve at this side (None: the stored size). Set as an attribute, not a constructor argument,
-        # while occrecon.systems.reconstruction.SyntheticAtImageSize adds `image_size` to this
-        # signature itself (a second parameter of that name would break its import).
-        self.image_size: int | None = None
+        self.image_size = image_size  # serve at this side (None: the stored size)
         self.fields = tuple(DEFAULT_FIELDS if fields is None else fields)
         unknown = [f for f in self.fields if f not in ALL_FIELDS]
         if unknown:
