@@ -135,3 +135,26 @@ def test_demo_section_draws_m_edge_and_reports_nme(synth_root: Path, tmp_path: P
     caption, path = section.figures[0]
     assert (tmp_path / "report" / path).is_file() and not Path(path).is_absolute()
     assert {"M_edge/nme", "M_edge/fr@0.08", "M_edge/auc@0.08", "M_edge/effective (Eq. 1)"} <= set(section.metrics)
+
+
+@pytest.mark.slow
+def test_two_process_ddp_run_trains_and_its_checkpoint_loads(
+    synth_root: Path, tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    """Two CPU processes (gloo) with the strategy the system asks for; plain ``ddp`` is refused
+    (it fails in DDP's reducer: each backward leaves the other network's parameters unused)."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "occrecon.cli", "fit", "-c", str(REPO / "experiments/edge_lines/synthetic.yaml"),
+               "-c", str(REPO / "experiments/debug/tiny.yaml"), f"run.root={tmp_path}", f"data.root={synth_root}",
+               "trainer.devices=2", "trainer.strategy=ddp_find_unused_parameters_true", "run.id=ddp",
+               "model.num_stacks=2", "model.hourglass_depth=2", "trainer.limit_train_batches=1"]  # fmt: skip
+    done = subprocess.run(command, env=subprocess_env, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    system = EdgeLinesSystem.load_from_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert system.hparams.num_stacks == 2
+    refused = subprocess.run([*command[:-3], "trainer.strategy=ddp", "run.id=plain", *command[-3:-1]],
+                             env=subprocess_env, capture_output=True, text=True, timeout=300, cwd=REPO)  # fmt: skip
+    assert refused.returncode != 0
+    assert "ddp_find_unused_parameters_true" in refused.stderr + refused.stdout

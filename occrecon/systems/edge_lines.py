@@ -304,11 +304,11 @@ class EdgeLinesSystem(L.LightningModule):
         self._eval_step(batch, self.test_metrics, "test")
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(scalar_metrics(self.val_metrics.compute(), "val"))
+        self.log_dict(scalar_metrics(self.val_metrics.compute(), "val"), sync_dist=True)  # equal on all ranks
         self.val_metrics.reset()
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(scalar_metrics(self.test_metrics.compute(), "test"))
+        self.log_dict(scalar_metrics(self.test_metrics.compute(), "test"), sync_dist=True)
         self.test_metrics.reset()
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:

@@ -160,8 +160,9 @@ class ParsingSystem(L.LightningModule):
         self._eval_step(batch, self.test_metrics, "test")
 
     def _log_split(self, metrics: FaceParsingMetrics, prefix: str) -> None:
-        # compute() sums the confusion matrices of all ranks, so every rank logs the same numbers
-        self.log_dict(scalar_metrics(metrics.compute(), prefix))
+        # compute() sums the confusion matrices of all ranks, so every rank holds the same numbers
+        # (sync_dist averages equal values: it only silences Lightning's epoch-level DDP warning)
+        self.log_dict(scalar_metrics(metrics.compute(), prefix), sync_dist=True)
         metrics.reset()
 
     def on_validation_epoch_end(self) -> None:
