@@ -65,3 +65,18 @@ def test_cli_prints_the_table(synth_root: Path, capsys: pytest.CaptureFixture[st
 def test_cli_reports_a_missing_data_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "fusion", "--data", str(tmp_path / "nothing")]) == 1
     assert "occrecon data synth" in capsys.readouterr().out
+
+
+def test_demo_section_with_both_networks(synth_root: Path, tmp_path: Path) -> None:
+    from datamodules.synthetic import SyntheticDataModule
+    from occrecon.evaluation.fusion import demo_section
+    from occrecon.systems.edge_lines import EdgeLinesSystem
+    from occrecon.systems.parsing import ParsingSystem
+
+    dm = SyntheticDataModule(root=str(synth_root), batch_size=2, augment=False, generate=False)
+    parsing = ParsingSystem(width=8, depth=18)
+    edges = EdgeLinesSystem(width=8, num_stacks=2, hourglass_depth=2, message_kernel=3)
+    section = demo_section(parsing, edges, dm, tmp_path / "report", max_batches=1)
+    assert (tmp_path / "report" / section.figures[0][1]).is_file()
+    assert {"M_fin/miou_occluded", "nearest/miou_occluded", "skin/miou_occluded"} <= set(section.metrics)
+    assert "M_fin (fusion)" in section.tables[0]

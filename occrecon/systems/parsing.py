@@ -230,15 +230,13 @@ def demo_section(
             if fused is not None:
                 row += [colorize_labels(fused[i]), colorize_labels(batch["parsing_gt"][i])]
             rows.append(row)
-    values = {
-        k: v for k, v in scalar_metrics(metrics.compute(), "M_fa").items() if "/f1/" not in k and "/iou/" not in k
-    }
-    values["M_fa/f1/mean"] = float(metrics.compute()["f1/mean"])
+    computed = metrics.compute()
+    values = {f"M_fa/{k}": float(computed[k]) for k in ("miou", "f1/mean", "pixel_accuracy")}
     tables = [scores.table()] if scores.count else []
     figure = save_titled_grid(out_dir / "parsing.png", rows, titles, scale=2)
     text = (
         f"Face parsing `M_fa` ({type(system.net).__name__}, ResNet-{system.hparams.depth}, width "
-        f"{system.hparams.width}) on {sum(len(r) > 0 for r in rows)} shown / up to {max_batches} evaluated batches."
+        f"{system.hparams.width}); metrics over the first {max_batches} evaluation batches."
     )
     if tables:
         text += " `M_fin` fuses the predicted `M_fa` with the ground-truth edge lines; mIoU is measured inside the occluder mask."
