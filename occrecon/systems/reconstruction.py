@@ -445,6 +445,7 @@ def demo_section(
     (out_dir / "meshes").mkdir(parents=True, exist_ok=True)
     system.eval()
     metrics = ReconstructionMetrics(METRICS)
+    baseline = ReconstructionMetrics(METRICS)  # y = 0: the mean face, frontal, centred, ambient light
     rows: list[list[np.ndarray]] = []
     written = 0
     for batch in eval_loader(datamodule):
@@ -457,7 +458,10 @@ def demo_section(
         prepared = system.prepare(batch)
         y = system(prepared["image"])
         out = system.render(y)
-        metrics.update(system.evaluate(batch, prepared, y, out), batch["glasses"] > 0 if "glasses" in batch else None)
+        glasses = batch["glasses"] > 0 if "glasses" in batch else None
+        metrics.update(system.evaluate(batch, prepared, y, out), glasses)
+        y0 = torch.zeros_like(y)
+        baseline.update(system.evaluate(batch, prepared, y0, system.render(y0)), glasses)
         c = system.layout.split(y)
         verts = system.face_model.shape(c.id, c.exp)
         albedo = system.face_model.albedo(c.tex)
@@ -475,19 +479,23 @@ def demo_section(
                     ]
                 )
     values = scalar_metrics(metrics.compute(), "test") if metrics.update_count else {}
+    base_values = scalar_metrics(baseline.compute(), "test") if baseline.update_count else {}
     titles = ["input", "render", "overlay", "mesh (front)", "mesh (60° yaw)"]
     figure = save_titled_grid(out_dir / "reconstruction.png", rows, titles, scale=2)
-    table = _glasses_table(values)
+    table = _glasses_table(values, base_values)
     text = (
         f"Coarse 3D reconstruction (ResNet-{system.hparams.depth}, width {system.hparams.width}, "
         f"{system.layout.kind} layout, {system.face_model.name} face model, {system.hparams.image_size} px, "
         f"input {system.hparams.input}) on {written} test faces; 3D error = mean per-vertex distance of the "
-        f"face region after rigid / similarity alignment, mm. OBJ meshes in `meshes/`."
+        f"face region after rigid / similarity alignment, mm; NME = landmark error / inter-ocular distance. "
+        f"'mean face' is the untrained prediction y = 0 (frontal, centred), the baseline a trained model must beat. "
+        f"OBJ meshes in `meshes/`."
     )
     if system.feat_disabled:
         text += f" L_feat was disabled: {system.feat_disabled}."
+    summary = {k: values[k] for k in ("test/photo_error", "test/id_cosine") if k in values}
     return ReportSection(
-        "Coarse 3D reconstruction", text, values, [table] if table else [], [("reconstructions", figure.name)]
+        "Coarse 3D reconstruction", text, summary, [table] if table else [], [("reconstructions", figure.name)]
     )
 
 
@@ -529,13 +537,18 @@ SyntheticAtImageSize.__init__.__annotations__ = {
 }
 
 
-def _glasses_table(values: dict[str, float]) -> str:
+def _glasses_table(values: dict[str, float], baseline: dict[str, float]) -> str:
+    """With/without-glasses table of the trained model next to the mean-face baseline."""
     from occrecon.report import markdown_table
 
     if "test/error_mm" not in values:
         return ""
+    nan = float("nan")
     rows = []
     for label, suffix in (("all", ""), ("with glasses", "_glasses"), ("without glasses", "_no_glasses")):
-        rows.append([label, values.get(f"test/count{suffix}", float("nan")), values.get(f"test/error_mm{suffix}", float("nan")),
-                     values.get(f"test/error_sim_mm{suffix}", float("nan"))])  # fmt: skip
-    return markdown_table(["test faces", "count", "3D error rigid (mm)", "3D error similarity (mm)"], rows)
+        rows.append([label, int(values.get(f"test/count{suffix}", 0)),
+                     values.get(f"test/error_mm{suffix}", nan), baseline.get(f"test/error_mm{suffix}", nan),
+                     values.get(f"test/error_sim_mm{suffix}", nan), baseline.get(f"test/error_sim_mm{suffix}", nan),
+                     values.get(f"test/nme{suffix}", nan), baseline.get(f"test/nme{suffix}", nan)])  # fmt: skip
+    header = ["test faces", "count", "3D rigid (mm)", "mean face", "3D similarity (mm)", "mean face", "NME", "mean face"]
+    return markdown_table(header, rows)
