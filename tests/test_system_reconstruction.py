@@ -10,12 +10,13 @@ import pytest
 import torch
 from torch import nn
 
+from datamodules.synthetic import SyntheticDataModule
 from occrecon.config.load import load_config
 from occrecon.losses.reconstruction import IdentityFeatureLoss
 from occrecon.render.face import render_face
 from occrecon.synth.config import SynthConfig
 from occrecon.synth.dataset_writer import generate_dataset
-from occrecon.systems.reconstruction import ReconstructionSystem, SyntheticAtImageSize, demo_section
+from occrecon.systems.reconstruction import ReconstructionSystem, demo_section
 from occrecon.training import run_command
 
 FIELDS = ["I_in", "I_gt", "parsing_gt", "occluder_mask", "landmarks", "landmark_visible", "coeffs", "glasses"]
@@ -29,8 +30,8 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate_dataset(config, tmp_path_factory.mktemp("recon") / "ds", workers=1, progress=False)
 
 
-def _datamodule(root: Path, size: int = 64, batch: int = 8, **kw) -> SyntheticAtImageSize:
-    dm = SyntheticAtImageSize(
+def _datamodule(root: Path, size: int = 64, batch: int = 8, **kw) -> SyntheticDataModule:
+    dm = SyntheticDataModule(
         image_size=size, root=str(root), fields=FIELDS, augment=False, batch_size=batch, generate=False, **kw
     )
     dm.setup()

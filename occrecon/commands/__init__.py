@@ -27,7 +27,7 @@ import importlib
 import pkgutil
 
 #: One-line help of the known command groups (others get a generic line).
-GROUP_HELP = {"data": "data set tools (generate, check, ...)"}
+GROUP_HELP = {"data": "data set tools (generate, check, ...)", "eval": "evaluations (fusion M_fin vs baselines, ...)"}
 
 
 def discover(subparsers: argparse._SubParsersAction, package: str = __name__) -> list[str]:

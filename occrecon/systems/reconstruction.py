@@ -20,10 +20,8 @@ one the data were made with.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from datamodules.synthetic import SyntheticDataModule
 from occrecon.config.schema import BaseModelConfig
 from occrecon.errors import ConfigError
 from occrecon.facemodel import load_face_model
@@ -497,44 +494,6 @@ def demo_section(
     return ReportSection(
         "Coarse 3D reconstruction", text, summary, [table] if table else [], [("reconstructions", figure.name)]
     )
-
-
-_PARENT_TAKES_SIZE = "image_size" in inspect.signature(SyntheticDataModule.__init__).parameters
-
-
-class SyntheticAtImageSize(SyntheticDataModule):
-    """Stop-gap: the synthetic data module with the ``image_size`` argument every data section has.
-
-    While ``datamodules.synthetic.SyntheticDataModule`` takes ``image_size`` only as an attribute,
-    ``data.image_size`` (``experiments/debug/tiny.yaml``, ``${data.image_size}``) would not load
-    for it; this subclass accepts the argument and sets the attribute. When the parent takes
-    ``image_size`` itself, it is passed through unchanged (then ``data.dataset: synthetic`` works
-    directly and this class can go).
-    """
-
-    def __init__(self, image_size: int = 128, **options: Any) -> None:
-        if _PARENT_TAKES_SIZE:
-            super().__init__(image_size=image_size, **options)
-        else:
-            super().__init__(**options)
-            self.image_size = image_size
-
-
-def _signature_with_image_size(base: Any) -> inspect.Signature:
-    # the config schema is read from the signature: the parent's arguments (plus image_size)
-    signature = inspect.signature(base)
-    params = list(signature.parameters.values())
-    if not _PARENT_TAKES_SIZE:
-        extra = inspect.Parameter("image_size", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=128, annotation=int)
-        params = [params[0], extra, *params[1:]]
-    return signature.replace(parameters=params)
-
-
-SyntheticAtImageSize.__init__.__signature__ = _signature_with_image_size(SyntheticDataModule.__init__)  # type: ignore[attr-defined]
-SyntheticAtImageSize.__init__.__annotations__ = {
-    "image_size": int,
-    **typing.get_type_hints(SyntheticDataModule.__init__),
-}
 
 
 def _glasses_table(values: dict[str, float], baseline: dict[str, float]) -> str:
