@@ -159,7 +159,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="main job: synthetic data -> train each stage briefly -> report.md", description=__doc__)
     parser.add_argument("--out", default="runs/demo", help="report folder (default runs/demo)")
     parser.add_argument("--data", default="data/synthetic-demo", help="synthetic data folder (generated if absent)")
-    parser.add_argument("--n", type=int, default=240, help="number of synthetic samples")
+    parser.add_argument("--n", type=int, default=480, help="number of synthetic samples")
     parser.add_argument("--size", type=int, default=128, help="image side of the synthetic data (px)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stages", default=None, help=f"comma-separated subset of {','.join(DEMO_STAGES)}")
