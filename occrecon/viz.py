@@ -12,7 +12,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from occrecon.labels import CELEBAMASK_CLASSES
 from occrecon.utils.io import write_png
 
 # One distinct colour per CelebAMask-HQ class (background black).
@@ -95,7 +94,7 @@ def draw_landmarks(
     draw = ImageDraw.Draw(canvas)
     points = to_numpy(landmarks)
     visible = np.ones(len(points), bool) if visibility is None else to_numpy(visibility).astype(bool)
-    for (x, y), vis in zip(points, visible):
+    for (x, y), vis in zip(points, visible, strict=True):
         draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=(40, 230, 60) if vis else (230, 40, 40))
     return np.asarray(canvas)
 

@@ -11,11 +11,10 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from torch import nn
 
 from occrecon.config.load import diff_configs, load_config, save_config, to_plain
-from occrecon.training import instantiate
 from occrecon.errors import ConfigError
 from occrecon.registry import StageSpec, get_stage
 from occrecon.runs import RunPaths
-from occrecon.training import build_logger, build_optimization
+from occrecon.training import build_logger, build_optimization, instantiate
 from tests.toy_stage import TOY
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,7 +4,15 @@ import numpy as np
 import torch
 
 from occrecon.labels import CELEBAMASK_CLASSES
-from occrecon.viz import LABEL_PALETTE, colorize_labels, colorize_scalar, draw_landmarks, grid, image_to_uint8, save_titled_grid
+from occrecon.viz import (
+    LABEL_PALETTE,
+    colorize_labels,
+    colorize_scalar,
+    draw_landmarks,
+    grid,
+    image_to_uint8,
+    save_titled_grid,
+)
 
 
 def test_palette_has_one_distinct_colour_per_class():

@@ -27,11 +27,11 @@ def check_shape(tensor: torch.Tensor, dims: Sequence[int | str], name: str = "te
         head, tail = dims[:star], dims[star + 1 :]
         if len(shape) < len(head) + len(tail):
             raise ShapeError(name, expected, shape)
-        pairs = list(zip(head, shape[: len(head)])) + list(zip(tail, shape[len(shape) - len(tail) :]))
+        pairs = list(zip(head, shape[: len(head)], strict=True)) + list(zip(tail, shape[len(shape) - len(tail) :], strict=True))
     else:
         if len(shape) != len(dims):
             raise ShapeError(name, expected, shape)
-        pairs = list(zip(dims, shape))
+        pairs = list(zip(dims, shape, strict=True))
     for want, got in pairs:
         if isinstance(want, int) and want != got:
             raise ShapeError(name, expected, shape)
