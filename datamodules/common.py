@@ -293,12 +293,33 @@ class FaceDataset(Dataset):
         return sample
 
 
+def build_loader(
+    dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int, pin_memory: bool = False, collate_fn: Any = None
+) -> DataLoader:
+    """The loader every data module returns.
+
+    Training loaders (``shuffle=True``) are :class:`occrecon.callbacks.ResumableDataLoader`: the
+    shuffle order and the worker seeds come from the global RNG (seeded by ``seed_everything``),
+    which that loader saves and restores, so a run resumed at an epoch boundary or mid-epoch sees
+    the same batches as an uninterrupted one. (With ``num_workers=0`` the main-process
+    augmentation stream is not part of that state: use workers for exact mid-epoch resume.)
+    """
+    from occrecon.callbacks import ResumableDataLoader
+
+    loader_cls = ResumableDataLoader if shuffle else DataLoader
+    return loader_cls(
+        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, collate_fn=collate_fn,
+        worker_init_fn=seed_worker, pin_memory=pin_memory,
+    )  # fmt: skip
+
+
 def seed_worker(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: give each worker's dataset its own augmentation generator.
 
-    The worker seed (``torch``'s ``base_seed + worker_id``; ``base_seed`` comes from the loader's
-    seeded generator) differs between workers and epochs and is reproducible from the data module's
-    ``seed``; the distributed rank is mixed in, so no two workers share an augmentation stream.
+    The worker seed (``torch``'s ``base_seed + worker_id``; ``base_seed`` is drawn from the global
+    RNG each epoch) differs between workers and epochs and is reproducible under
+    ``seed_everything``; the data module's ``seed`` and the distributed rank are mixed in, so no
+    two workers share an augmentation stream.
     """
     info = get_worker_info()
     if info is None:
@@ -342,7 +363,7 @@ class FaceDataModule(L.LightningDataModule):
         flip_prob, rotate_deg, scale_jitter, translate, colour_jitter: augmentation ranges.
         heatmap_size, sigma: edge-line heatmap side and Gaussian width (heatmap pixels).
         skip_bad: skip and count bad samples instead of raising (see the module docstring).
-        seed: seed of the loaders' shuffling and of the per-worker augmentation streams.
+        seed: base seed of the augmentation streams (the shuffle order follows the global seed, see :func:`build_loader`).
     """
 
     name: ClassVar[str] = ""
@@ -429,11 +450,9 @@ class FaceDataModule(L.LightningDataModule):
     def _loader(self, key: str, shuffle: bool) -> DataLoader:
         if key not in self.datasets:
             self.setup(key)  # "fit" / "validate" / "test" are stage names too
-        return DataLoader(
-            self.datasets[key], batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-            collate_fn=collate_skip_none, worker_init_fn=seed_worker, pin_memory=self.pin_memory,
-            generator=torch.Generator().manual_seed(self.seed), persistent_workers=False,
-        )  # fmt: skip
+        return build_loader(
+            self.datasets[key], self.batch_size, shuffle, self.num_workers, self.pin_memory, collate_skip_none
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("fit", shuffle=True)

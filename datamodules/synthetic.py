@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.common import edge_lines_for, seed_worker
+from datamodules.common import build_loader, edge_lines_for
 from datamodules.transforms import FaceAugment
 from occrecon.errors import ConfigError
 from occrecon.labels import CELEBAMASK_FLIP
@@ -222,8 +222,8 @@ class SyntheticDataModule(L.LightningDataModule):
         image_size: side of the served samples (``None``: the stored size); images are resampled
             by area / bilinear, every other map nearest-neighbour, landmarks scaled.
         fields: fields to serve (default :data:`DEFAULT_FIELDS`; any of ``occrecon.synth.reader.ALL_FIELDS``).
-        batch_size, num_workers, pin_memory, seed: loader settings (``seed`` drives shuffling and
-            the per-worker augmentation generators).
+        batch_size, num_workers, pin_memory, seed: loader settings (``seed`` drives the per-worker
+            augmentation generators; the shuffle follows the global seed, see ``build_loader``).
         augment: augment the train split (see the module docstring); ``flip_prob``, ``rotate_deg``,
             ``scale_jitter``, ``translate``, ``colour_jitter``: its strengths.
         val_fraction, test_fraction: share of identities in val / test.
@@ -336,10 +336,7 @@ class SyntheticDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if split not in self.datasets:
             self.setup()
-        return DataLoader(
-            self.datasets[split], batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-            worker_init_fn=seed_worker, pin_memory=self.pin_memory, generator=torch.Generator().manual_seed(self.seed),
-        )  # fmt: skip
+        return build_loader(self.datasets[split], self.batch_size, shuffle, self.num_workers, self.pin_memory)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

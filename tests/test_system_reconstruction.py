@@ -40,6 +40,7 @@ def _datamodule(root: Path, size: int = 64, batch: int = 8, **kw) -> SyntheticDa
 
 @pytest.fixture(scope="module")
 def batch(dataset: Path) -> dict:
+    torch.manual_seed(0)  # the shuffle follows the global seed: same 8 faces whatever ran before
     return next(iter(_datamodule(dataset).train_dataloader()))
 
 
@@ -122,7 +123,7 @@ def test_occluded_pixels_never_pull_the_shape(batch: dict) -> None:
 @pytest.mark.slow
 def test_overfits_eight_faces(batch: dict) -> None:
     """80 Adam steps on 8 faces (64 px, ResNet-18 width 8). Measured (seed 0, this fixture): rigid
-    3D error 3.73 -> 2.13 mm (x1.75) and NME 0.276 -> 0.033 (x8.2), 16 s on an idle core;
+    3D error 3.80 -> 2.36 mm (x1.61) and NME 0.271 -> 0.031 (x8.7), 16 s on an idle core;
     asserted with margin at x1.4 and x4."""
     system = _system()
     optimizer = torch.optim.Adam(system.regressor.parameters(), lr=3e-3)
