@@ -88,14 +88,16 @@ def draw_landmarks(
     landmarks: np.ndarray | torch.Tensor,
     visibility: np.ndarray | torch.Tensor | None = None,
     radius: float = 1.5,
+    colour: tuple[int, int, int] | None = None,
 ) -> np.ndarray:
-    """Draw ``[N, 2]`` pixel landmarks (CONVENTIONS.md frame): visible green, hidden red."""
+    """Draw ``[N, 2]`` pixel landmarks (CONVENTIONS.md frame): visible green, hidden red, or all in ``colour``."""
     canvas = Image.fromarray(image_to_uint8(image))
     draw = ImageDraw.Draw(canvas)
     points = to_numpy(landmarks)
     visible = np.ones(len(points), bool) if visibility is None else to_numpy(visibility).astype(bool)
     for (x, y), vis in zip(points, visible, strict=True):
-        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=(40, 230, 60) if vis else (230, 40, 40))
+        fill = colour or ((40, 230, 60) if vis else (230, 40, 40))
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=fill)
     return np.asarray(canvas)
 
 

@@ -386,19 +386,9 @@ def reconstruction_grid(prepared: dict[str, torch.Tensor], out: RenderOutput, co
         points = image_to_uint8(image)
         if "landmarks" in prepared:
             points = draw_landmarks(points, prepared["landmarks"][i], prepared["visible"][i] > 0)
-        points = _draw_points(points, out.landmarks[i])
+        points = draw_landmarks(points, out.landmarks[i], radius=1.0, colour=(40, 90, 255))  # predicted: blue
         rows.append([image_to_uint8(image), image_to_uint8(render), image_to_uint8(overlay), points])
     return grid(rows)
-
-
-def _draw_points(canvas: np.ndarray, points: torch.Tensor, colour: tuple[int, int, int] = (40, 90, 255)) -> np.ndarray:
-    from PIL import Image, ImageDraw
-
-    picture = Image.fromarray(canvas)
-    draw = ImageDraw.Draw(picture)
-    for x, y in points.detach().cpu().tolist():
-        draw.ellipse((x - 1, y - 1, x + 1, y + 1), fill=colour)
-    return np.asarray(picture)
 
 
 def grey_views(
