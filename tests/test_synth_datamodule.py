@@ -164,54 +164,20 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def test_cli_generates_and_reports_bad_exports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli"
-    args = _parse(
-        [
-            "synth",
-            "--out",
-            str(out),
-            "--n",
-            "3",
-            "--size",
-            "32",
-            "--seed",
-            "2",
-            "--workers",
-            "1",
-            "--shard-size",
-            "2",
-            "--no-progress",
-        ]
-    )
+    base = ["synth", "--out", str(out), "--n", "3", "--size", "32", "--seed", "2", "--workers", "1", "--shard-size", "2", "--no-progress"]
+    args = _parse(base)
     assert data_synth.GROUP == "data" and args.handler(args) == 0
     assert len(SyntheticDataset(out)) == 3
-    args = _parse(
-        [
-            "synth",
-            "--out",
-            str(out),
-            "--n",
-            "3",
-            "--size",
-            "32",
-            "--seed",
-            "2",
-            "--workers",
-            "1",
-            "--shard-size",
-            "2",
-            "--no-progress",
-            "--export",
-            "lfw",
-        ]
-    )
+    args = _parse([*base, "--export", "lfw"])
     assert args.handler(args) == 1  # 2 identities cannot fill LFW's 10 folds: a clear error, exit 1
     assert "20 identities" in capsys.readouterr().out
 
 
 def test_image_size_resamples_maps_and_scales_landmarks(root: Path) -> None:
     fields = ("I_in", "parsing_in", "depth_coarse", "landmarks", "edge_lines")
-    dm = SyntheticDataModule(root=str(root), fields=fields, augment=False, test_fraction=0.0, val_fraction=0.0)
-    dm.image_size = 2 * SIZE  # an attribute for now (see SyntheticDataModule's docstring)
+    dm = SyntheticDataModule(
+        root=str(root), image_size=2 * SIZE, fields=fields, augment=False, test_fraction=0.0, val_fraction=0.0
+    )
     dm.setup()
     train = dm.datasets["train"]
     got, want = train[0], SyntheticDataset(root)[train.indices[0]]
