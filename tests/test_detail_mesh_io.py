@@ -49,12 +49,12 @@ def test_ply_round_trip(tmp_path: Path, binary: bool) -> None:
 def test_reader_handles_foreign_files(tmp_path: Path) -> None:
     """Big-endian binary with doubles, alpha, normals and an extra element; an ascii file with float colours."""
     header = (
-        "ply\nformat binary_big_endian 1.0\ncomment made by hand\nelement vertex 3\n"
-        "property double x\nproperty double y\nproperty double z\nproperty float nx\n"
-        "property uchar red\nproperty uchar green\nproperty uchar blue\nproperty uchar alpha\n"
-        "element face 1\nproperty list uint8 uint32 vertex_index\nproperty uchar flags\n"
-        "element edge 1\nproperty int vertex1\nproperty int vertex2\nend_header\n"
-    ).encode()
+        b"ply\nformat binary_big_endian 1.0\ncomment made by hand\nelement vertex 3\n"
+        b"property double x\nproperty double y\nproperty double z\nproperty float nx\n"
+        b"property uchar red\nproperty uchar green\nproperty uchar blue\nproperty uchar alpha\n"
+        b"element face 1\nproperty list uint8 uint32 vertex_index\nproperty uchar flags\n"
+        b"element edge 1\nproperty int vertex1\nproperty int vertex2\nend_header\n"
+    )
     body = b"".join(struct.pack(">dddfBBBB", *p, 0.5, 10, 20, 30, 255) for p in VERTS[:3])
     body += struct.pack(">BIIIB", 3, 2, 0, 1, 7) + struct.pack(">ii", 0, 1)
     path = tmp_path / "be.ply"
