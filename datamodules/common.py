@@ -35,14 +35,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
 
+from datamodules.transforms import FaceAugment
 from occrecon.errors import DataFormatError, MissingAssetError
+from occrecon.labels import IGNORE_LABEL
 from occrecon.landmarks import EDGE_LINES_68, EDGE_LINES_AFLW19, NUM_LANDMARKS_AFLW19, edge_line_heatmaps
 from occrecon.utils.seeding import numpy_generator
 
 log = logging.getLogger(__name__)
 
-IGNORE_LABEL = 255
-"""Label of pixels with no annotation (outside the source image after crop/rotation)."""
 
 Box = tuple[float, float, float, float]
 """``(x0, y0, x1, y1)`` in continuous pixel coordinates."""
@@ -421,8 +421,6 @@ class FaceDataModule(L.LightningDataModule):
     # -- shared
     def make_dataset(self, split: str, train: bool = False) -> FaceDataset:
         """Index ``split`` and wrap it in a :class:`FaceDataset` (augmented when ``train``)."""
-        from datamodules.transforms import FaceAugment  # local: transforms imports this module
-
         skips = SkipLog(split)
         records = self.index(split, on_error=skips.add if self.skip_bad else None)
         skips.summary(len(records))

@@ -25,8 +25,8 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from datamodules.common import IGNORE_LABEL
 from occrecon.errors import ShapeError
+from occrecon.labels import IGNORE_LABEL
 from occrecon.landmarks import FLIP_68, FLIP_AFLW19
 
 _FLIP_BY_COUNT: dict[int, tuple[int, ...]] = {len(FLIP_68): FLIP_68, len(FLIP_AFLW19): FLIP_AFLW19}

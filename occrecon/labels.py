@@ -16,6 +16,10 @@ occluder mask.
 
 from __future__ import annotations
 
+IGNORE_LABEL = 255
+"""Label value of pixels without a label (outside the image after a crop/augmentation): skipped by
+the parsing loss (``ignore_index``) and the metrics. The one home of this value."""
+
 CELEBAMASK_CLASSES: tuple[str, ...] = (
     "background", "skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear",
     "mouth", "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth",

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from occrecon.cli import main
+from occrecon.commands.evaluate import synthetic_loader
 from occrecon.evaluation.fusion import FusionScores, evaluate_fusion
 from occrecon.labels import CELEBAMASK as L
 from tests.test_system_parsing import make_synth_root
@@ -48,7 +49,7 @@ def test_scores_accumulate_over_batches_not_average_them() -> None:
 
 
 def test_fusion_beats_both_baselines_with_oracle_inputs(synth_root: Path) -> None:
-    values = evaluate_fusion(synth_root, "all").compute()
+    values = evaluate_fusion(synthetic_loader(synth_root, "all")).compute()
     assert values["M_fin"]["pixels"] > 0
     assert values["M_fin"]["miou"] > values["nearest"]["miou"]
     assert values["M_fin"]["miou"] > values["skin"]["miou"]

@@ -15,9 +15,10 @@ from lightning.pytorch.strategies import DDPStrategy
 from datamodules.synthetic import SyntheticDataModule
 from occrecon.config.load import load_config
 from occrecon.errors import ConfigError
+from occrecon.evaluation.edge_lines import demo_section
 from occrecon.landmarks import edge_line_heatmaps
 from occrecon.metrics.landmarks import LandmarkMetrics
-from occrecon.systems.edge_lines import EdgeLinesSystem, demo_section
+from occrecon.systems.edge_lines import EdgeLinesSystem
 from occrecon.training import run_command
 from tests.test_system_parsing import make_synth_root, tiny_overrides
 

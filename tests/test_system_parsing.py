@@ -15,9 +15,10 @@ from lightning.pytorch.loggers import CSVLogger
 from datamodules.synthetic import SyntheticDataModule
 from occrecon.config.load import load_config, read_yaml
 from occrecon.errors import ConfigError
+from occrecon.evaluation.parsing import demo_section, parsing_grid
 from occrecon.metrics.parsing import FaceParsingMetrics
 from occrecon.systems.common import image_loggers, log_image
-from occrecon.systems.parsing import ParsingSystem, demo_section, parsing_grid
+from occrecon.systems.parsing import ParsingSystem
 from occrecon.training import run_command
 
 REPO = Path(__file__).resolve().parents[1]

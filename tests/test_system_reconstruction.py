@@ -12,11 +12,12 @@ from torch import nn
 
 from datamodules.synthetic import SyntheticDataModule
 from occrecon.config.load import load_config
+from occrecon.evaluation.reconstruction import demo_section
 from occrecon.losses.reconstruction import IdentityFeatureLoss
 from occrecon.render.face import render_face
 from occrecon.synth.config import SynthConfig
 from occrecon.synth.dataset_writer import generate_dataset
-from occrecon.systems.reconstruction import ReconstructionSystem, demo_section
+from occrecon.systems.reconstruction import ReconstructionSystem
 from occrecon.training import run_command
 
 FIELDS = ["I_in", "I_gt", "parsing_gt", "occluder_mask", "landmarks", "landmark_visible", "coeffs", "glasses"]
@@ -197,7 +198,7 @@ def test_demo_section_writes_metrics_pictures_and_meshes(dataset: Path, tmp_path
 
 
 def test_image_grid_has_input_render_overlay_landmarks(batch: dict) -> None:
-    from occrecon.systems.reconstruction import reconstruction_grid
+    from occrecon.evaluation.reconstruction import reconstruction_grid
 
     system = _system().eval()
     with torch.no_grad():

@@ -3,6 +3,20 @@
 Generates a small synthetic occluded-face data set (if absent), trains every stage that exists
 briefly on it (``experiments/<stage>/synthetic.yaml`` + ``experiments/demo/<stage>.yaml``), and
 writes ``<out>/report.md`` with a picture grid per stage and the numbers measured.
+
+Adding a stage to the demo (the ``demo_section`` contract):
+
+* ``experiments/<stage>/synthetic.yaml`` and ``experiments/demo/<stage>.yaml`` configure its run;
+* ``occrecon/evaluation/<stage>.py`` defines
+  ``demo_section(system, datamodule, out_dir) -> occrecon.report.ReportSection``: ``system`` is
+  the trained LightningModule (``trainer.lightning_module``), ``datamodule`` the data module it
+  was trained with (evaluate on its test split, else val: :func:`occrecon.evaluation.common.eval_loader`),
+  ``out_dir`` the report folder (a :class:`pathlib.Path`; write pictures there, name them in
+  ``ReportSection.figures`` relative to it). Extra parameters must have defaults;
+* the stage name goes into :data:`DEMO_STAGES` (pipeline order).
+
+The demo finds the function by the stage name (:func:`stage_section`), so nothing else changes.
+Sections combining trained stages (the fusion ``M_fin``) are added after the stages they need.
 """
 
 from __future__ import annotations
@@ -12,12 +26,14 @@ import importlib
 import logging
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 #: Stages the demo trains, in pipeline order (each needs experiments/<stage>/synthetic.yaml,
-#: experiments/demo/<stage>.yaml and a ``demo_section`` function in occrecon/systems/<stage>.py).
+#: experiments/demo/<stage>.yaml and a ``demo_section`` function in occrecon/evaluation/<stage>.py).
 DEMO_STAGES: tuple[str, ...] = ("parsing", "edge_lines", "reconstruction")
 
 
@@ -71,6 +87,21 @@ def data_section(data_dir: Path, out: Path, seconds: float):
     )
 
 
+def stage_section(stage: str) -> Callable[..., Any]:
+    """``occrecon.evaluation.<stage>.demo_section`` (module docstring); ConfigError when absent."""
+    from occrecon.errors import ConfigError
+
+    try:
+        module = importlib.import_module(f"occrecon.evaluation.{stage}")
+    except ModuleNotFoundError as err:
+        if err.name != f"occrecon.evaluation.{stage}":
+            raise
+        raise ConfigError(f"demo stage {stage!r}: expected a module occrecon/evaluation/{stage}.py") from None
+    if not callable(getattr(module, "demo_section", None)):
+        raise ConfigError(f"demo stage {stage!r}: occrecon/evaluation/{stage}.py has no demo_section function")
+    return module.demo_section
+
+
 def train_stage(stage: str, out: Path, data_dir: Path, overrides: list[str]):
     """``fit`` one stage on the demo data, then build its report section.
 
@@ -87,9 +118,8 @@ def train_stage(stage: str, out: Path, data_dir: Path, overrides: list[str]):
     start = time.perf_counter()
     trainer, paths = run_command("fit", cfg)
     fit_seconds = time.perf_counter() - start
-    module = importlib.import_module(f"occrecon.systems.{stage}")
     start = time.perf_counter()
-    section = module.demo_section(trainer.lightning_module, trainer.datamodule, out)
+    section = stage_section(stage)(trainer.lightning_module, trainer.datamodule, out)
     command = f"occrecon fit -c experiments/{stage}/synthetic.yaml -c experiments/demo/{stage}.yaml data.root={data_dir}"
     section.text = (section.text + "\n\n" if section.text else "") + (
         f"Trained for {trainer.global_step} optimizer steps in {fit_seconds:.0f} s, evaluated in "
@@ -120,6 +150,8 @@ def run_demo(out: Path, data_dir: Path, n: int, size: int, seed: int, stages: tu
     report = out / "report.md"
     if report.exists() and not overwrite:
         raise ConfigError(f"{report} exists; pass --overwrite to run the demo again")
+    for stage in stages:
+        stage_section(stage)  # a stage without its evaluation module fails before any training
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     data_dir, seconds = ensure_synthetic(data_dir, n, size, seed, workers)

@@ -8,20 +8,45 @@ checkpoints the inputs are the oracle ones (``parsing_in`` and the ground-truth 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 GROUP = "eval"
+
+
+def synthetic_loader(root: str | Path, split: str = "all", batch_size: int = 8) -> Any:
+    """Un-augmented ``DataLoader`` of the synthetic set at ``root`` (``split``: train, val, test or all)."""
+    from torch.utils.data import ConcatDataset, DataLoader
+
+    from datamodules.synthetic import SyntheticDataModule
+    from occrecon.evaluation.fusion import FIELDS
+
+    dm = SyntheticDataModule(root=str(root), fields=FIELDS, batch_size=batch_size, augment=False, generate=False)
+    dm.setup()
+    splits = ("train", "val", "test") if split == "all" else (split,)
+    return DataLoader(ConcatDataset([dm.datasets[s] for s in splits]), batch_size=batch_size, shuffle=False)
+
+
+def load_system(checkpoint: str | Path, kind: str) -> Any:
+    """A trained ``ParsingSystem`` / ``EdgeLinesSystem`` from an ``occrecon fit`` checkpoint (eval mode, CPU)."""
+    from occrecon.systems.edge_lines import EdgeLinesSystem
+    from occrecon.systems.parsing import ParsingSystem
+
+    cls = ParsingSystem if kind == "parsing" else EdgeLinesSystem
+    return cls.load_from_checkpoint(str(checkpoint), map_location="cpu", weights_only=True).eval()
 
 
 def run_fusion(args: argparse.Namespace) -> int:
     """Handler of ``occrecon eval fusion``; 0 on success, 1 on a user error (message printed)."""
     from occrecon.errors import OccreconError
-    from occrecon.evaluation.fusion import evaluate_fusion, load_system
+    from occrecon.evaluation.fusion import evaluate_fusion
 
     split = args.split or ("test" if args.parsing_ckpt or args.edge_ckpt else "all")
     try:
         parsing = load_system(args.parsing_ckpt, "parsing") if args.parsing_ckpt else None
         edges = load_system(args.edge_ckpt, "edge_lines") if args.edge_ckpt else None
-        scores = evaluate_fusion(args.data, split, parsing, edges, args.batch_size, args.max_batches)
+        loader = synthetic_loader(args.data, split, args.batch_size)
+        scores = evaluate_fusion(loader, parsing, edges, args.max_batches)
     except (OccreconError, FileNotFoundError) as err:
         print(f"error: {err}")
         return 1

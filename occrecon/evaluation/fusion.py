@@ -16,24 +16,25 @@ All fusions use the same occluder mask ``O`` *estimated* from ``M_fa`` and ``M_e
 
 Inputs are either the oracle (``M_fa`` = ``parsing_in``, the parsing with occluders; ``M_edge`` =
 the ground-truth edge-line heatmaps) or the predictions of trained parsing / edge-lines systems
-(checkpoints of ``occrecon fit``). ``occrecon eval fusion`` (:mod:`occrecon.commands.evaluate`)
-prints :meth:`FusionScores.table`.
+(checkpoints of ``occrecon fit``). ``occrecon eval fusion`` (:mod:`occrecon.commands.evaluate`,
+which loads the data set and the checkpoints) prints :meth:`FusionScores.table`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import ConcatDataset, DataLoader
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
+from occrecon.evaluation.common import eval_loader, first_batches, move_batch
 from occrecon.fusion import fuse_nearest, fuse_parsing, fuse_skin, occluder_mask
 from occrecon.labels import CELEBAMASK_CLASSES
 from occrecon.metrics.parsing import iou_per_class
-from occrecon.report import markdown_table
+from occrecon.report import ReportSection, markdown_table
+from occrecon.viz import colorize_labels, image_to_uint8, overlay_heatmaps, save_titled_grid
 
 METHODS: tuple[str, ...] = ("M_fin", "nearest", "skin", "M_fa")
 FIELDS: tuple[str, ...] = ("I_in", "parsing_in", "parsing_gt", "occluder_mask", "edge_lines")
@@ -99,47 +100,24 @@ class FusionScores:
         return markdown_table(header, rows)
 
 
-def synthetic_loader(root: str | Path, split: str = "all", batch_size: int = 8) -> DataLoader:
-    """Un-augmented loader of the synthetic set at ``root`` (``split``: train, val, test or all)."""
-    from datamodules.synthetic import SyntheticDataModule
-
-    dm = SyntheticDataModule(root=str(root), fields=FIELDS, batch_size=batch_size, augment=False, generate=False)
-    dm.setup()
-    splits = ("train", "val", "test") if split == "all" else (split,)
-    return DataLoader(ConcatDataset([dm.datasets[s] for s in splits]), batch_size=batch_size, shuffle=False)
-
-
-def load_system(checkpoint: str | Path, kind: str) -> Any:
-    """A trained ``ParsingSystem`` / ``EdgeLinesSystem`` from an ``occrecon fit`` checkpoint (eval mode, CPU)."""
-    if kind == "parsing":
-        from occrecon.systems.parsing import ParsingSystem as cls
-    else:
-        from occrecon.systems.edge_lines import EdgeLinesSystem as cls
-    system = cls.load_from_checkpoint(str(checkpoint), map_location="cpu", weights_only=True)
-    return system.eval()
-
-
 @torch.no_grad()
 def evaluate_fusion(
-    root: str | Path,
-    split: str = "all",
+    batches: Iterable[Mapping[str, Any]],
     parsing_system: Any = None,
     edge_system: Any = None,
-    batch_size: int = 8,
     max_batches: int = 0,
 ) -> FusionScores:
-    """Score ``M_fin`` and the baselines over a synthetic split (module docstring).
+    """Score ``M_fin`` and the baselines over the batches of a synthetic split (module docstring).
 
     Args:
-        root: synthetic data set folder (``occrecon data synth --out``).
+        batches: sample-dict batches with the fields :data:`FIELDS` (``occrecon eval fusion`` builds
+            them with :func:`occrecon.commands.evaluate.synthetic_loader`).
         parsing_system / edge_system: trained systems; ``None`` uses the oracle input
             (``parsing_in`` / the ground-truth edge lines).
-        max_batches: stop after this many batches (0 = the whole split).
+        max_batches: stop after this many batches (0 = all of them).
     """
     scores = FusionScores()
-    for index, batch in enumerate(synthetic_loader(root, split, batch_size)):
-        if 0 < max_batches <= index:
-            break
+    for batch in first_batches(batches, max_batches):
         images = batch["I_in"]
         parsing = batch["parsing_in"] if parsing_system is None else parsing_system.predict_labels(images)
         heatmaps = batch["edge_lines"] if edge_system is None else edge_system.predict_heatmaps(images)
@@ -150,7 +128,7 @@ def evaluate_fusion(
 @torch.no_grad()
 def demo_section(
     parsing_system: Any, edge_system: Any, datamodule: Any, out_dir: str | Path, max_batches: int = 4
-) -> Any:
+) -> ReportSection:
     """Report section of ``M_fin`` from both *trained* networks on the test split (else val).
 
     Needs batches with the synthetic fields ``parsing_gt`` and ``occluder_mask``. Scores ``M_fin``
@@ -158,10 +136,6 @@ def demo_section(
     ``out_dir/fusion.png``: input | ``M_fa`` | ``M_edge`` over the image | ``M_fin`` | occluder-free
     ground truth (paths in ``figures`` are relative to ``out_dir``).
     """
-    from occrecon.report import ReportSection
-    from occrecon.systems.common import eval_loader, first_batches, move_batch
-    from occrecon.viz import colorize_labels, image_to_uint8, overlay_heatmaps, save_titled_grid
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     parsing_system.eval()

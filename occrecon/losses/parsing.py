@@ -11,12 +11,11 @@ import torch.nn.functional as F
 from kornia.morphology import dilation, erosion
 from torch import nn
 
+from occrecon.labels import IGNORE_LABEL
 from occrecon.utils.checks import check_shape
 
-IGNORE_INDEX = 255
 
-
-def label_boundaries(labels: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+def label_boundaries(labels: torch.Tensor, ignore_index: int = IGNORE_LABEL) -> torch.Tensor:
     """Boundary pixels of a label map: a pixel is an edge if a 4-neighbour has another label.
 
     Matches EAGRNet's ``generate_edge`` (a 2-pixel band, one pixel on each side of every label
@@ -42,13 +41,13 @@ def label_boundaries(labels: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> 
     return edges.masked_fill(~valid, ignore_index)
 
 
-def parsing_ce(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+def parsing_ce(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_LABEL) -> torch.Tensor:
     """Mean pixel-wise cross-entropy; ``logits`` ``[B, C, H, W]``, ``labels`` ``[B, H, W]``."""
     return F.cross_entropy(logits, labels, ignore_index=ignore_index)
 
 
 def balanced_edge_ce(
-    edge_logits: torch.Tensor, edge_target: torch.Tensor, ignore_index: int = IGNORE_INDEX
+    edge_logits: torch.Tensor, edge_target: torch.Tensor, ignore_index: int = IGNORE_LABEL
 ) -> torch.Tensor:
     """Class-balanced edge cross-entropy (EAGRNet): edge pixels weigh ``N_neg / N``, others ``N_pos / N``.
 
@@ -77,7 +76,7 @@ def balanced_edge_ce(
 
 
 def edge_parsing_ce(
-    logits: torch.Tensor, labels: torch.Tensor, edge_target: torch.Tensor, ignore_index: int = IGNORE_INDEX
+    logits: torch.Tensor, labels: torch.Tensor, edge_target: torch.Tensor, ignore_index: int = IGNORE_LABEL
 ) -> torch.Tensor:
     """Parsing cross-entropy restricted to boundary pixels (EAGRNet's edge-attention term).
 
@@ -99,7 +98,7 @@ def parsing_loss(
     parse_weight: float = 1.0,
     edge_weight: float = 1.0,
     edge_parse_weight: float = 1.0,
-    ignore_index: int = IGNORE_INDEX,
+    ignore_index: int = IGNORE_LABEL,
 ) -> dict[str, torch.Tensor]:
     """Total face-parsing loss and its terms.
 
@@ -130,7 +129,7 @@ class ParsingLoss(nn.Module):
         parse_weight: float = 1.0,
         edge_weight: float = 1.0,
         edge_parse_weight: float = 1.0,
-        ignore_index: int = IGNORE_INDEX,
+        ignore_index: int = IGNORE_LABEL,
     ) -> None:
         super().__init__()
         self.parse_weight, self.edge_weight, self.edge_parse_weight = parse_weight, edge_weight, edge_parse_weight

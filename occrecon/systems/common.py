@@ -1,16 +1,12 @@
-"""Small helpers shared by the stage systems (LightningModules): image logging, metric flattening,
-and a fixed number of evaluation batches for the demo hooks.
+"""Small helpers shared by the stage systems (LightningModules): picture logging during training.
 
-Kept generic on purpose: nothing here knows about a particular stage.
+Kept generic on purpose: nothing here knows about a particular stage. Metric flattening and the
+evaluation batches of the demo sections live in :mod:`occrecon.evaluation.common`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
-
 import numpy as np
-import torch
 from lightning.pytorch.loggers import Logger
 
 
@@ -34,37 +30,3 @@ def log_image(logger: Logger | None, key: str, image: np.ndarray, step: int) -> 
             lg.experiment.add_image(key, image, global_step=step, dataformats="HWC")
             sent = True
     return sent
-
-
-def scalar_metrics(values: Mapping[str, torch.Tensor | float], prefix: str) -> dict[str, float]:
-    """``{prefix/name: float}`` of the finite entries (NaN marks classes absent from the split)."""
-    out = {}
-    for name, value in values.items():
-        number = float(value)
-        if np.isfinite(number):
-            out[f"{prefix}/{name}"] = number
-    return out
-
-
-def first_batches(loader: Iterable[Any], count: int) -> Iterator[Any]:
-    """The first ``count`` batches of ``loader`` (all of them when ``count <= 0``)."""
-    for index, batch in enumerate(loader):
-        if 0 < count <= index:
-            return
-        yield batch
-
-
-def eval_loader(datamodule: Any) -> Iterable[Any]:
-    """The test loader of a data module, else its validation loader (after ``setup``)."""
-    for stage, name in (("test", "test_dataloader"), ("validate", "val_dataloader")):
-        try:
-            datamodule.setup(stage)
-            return getattr(datamodule, name)()
-        except (NotImplementedError, AttributeError, FileNotFoundError):
-            continue
-    raise ValueError(f"{type(datamodule).__name__} has neither a test nor a validation loader")
-
-
-def move_batch(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
-    """Tensors of a sample-dict batch moved to ``device`` (other entries unchanged)."""
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}

@@ -27,16 +27,16 @@ Metrics: ``val/nme`` (inter-ocular for 68 points, landmark-box for AFLW-19), ``v
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from occrecon.config.schema import BaseModelConfig, OptimizerConfig
 from occrecon.errors import ConfigError
+from occrecon.evaluation.common import scalar_metrics
+from occrecon.evaluation.edge_lines import edge_grid
 from occrecon.landmarks import (
     EDGE_LINES_68,
     EDGE_LINES_AFLW19,
@@ -48,8 +48,7 @@ from occrecon.losses.edge_lines import DiscriminatorLoss, EdgeLinesLoss, effecti
 from occrecon.metrics.landmarks import LandmarkMetrics
 from occrecon.nets.discriminator import EdgeLinesDiscriminator
 from occrecon.nets.edge_lines import EdgeLinesNet
-from occrecon.report import ReportSection
-from occrecon.systems.common import eval_loader, first_batches, image_loggers, log_image, move_batch, scalar_metrics
+from occrecon.systems.common import image_loggers, log_image
 from occrecon.training import build_optimization
 
 LAYOUTS: dict[str, tuple[int, tuple[tuple[int, ...], ...], str]] = {
@@ -314,60 +313,3 @@ class EdgeLinesSystem(L.LightningModule):
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
         outputs = self(batch["image"])
         return {"heatmaps": outputs["heatmaps"][-1].clamp(0, 1), "landmarks": outputs["landmarks"]}
-
-
-def edge_grid(batch: dict[str, Any], heatmaps: torch.Tensor, landmarks: torch.Tensor, count: int = 4) -> np.ndarray:
-    """``[H, W, 3]`` uint8 grid, one row per sample: M_edge over the image + read-out | GT lines + GT points."""
-    from occrecon.viz import grid
-
-    return grid(_rows(batch, heatmaps.clamp(0, 1), landmarks, count))
-
-
-@torch.no_grad()
-def demo_section(
-    system: EdgeLinesSystem, datamodule: L.LightningDataModule, out_dir: Path, max_batches: int = 4
-) -> ReportSection:
-    """Evaluate ``system`` on the test split (else val) of ``datamodule``: NME / FR / AUC of the
-    read-out over ``max_batches`` batches, and ``out_dir/edge_lines.png`` (M_edge over the image
-    with the read-out landmarks | ground-truth lines and landmarks)."""
-    from occrecon.viz import save_titled_grid
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    system.eval()
-    metrics = LandmarkMetrics(system.val_metrics.normalization)
-    rows: list[list[np.ndarray]] = []
-    effective, shares = [], []
-    for batch in first_batches(eval_loader(datamodule), max_batches):
-        batch = move_batch(batch, system.device)
-        outputs = system(batch["image"])
-        heat = outputs["heatmaps"][-1].clamp(0, 1)
-        _, landmarks_heat = system.targets(batch, tuple(heat.shape[-2:]))
-        d_gt, share = effectiveness_label(heat, landmarks_heat, system.d_loss.theta, system.d_loss.delta, system.lines)
-        effective.append(d_gt)
-        shares.append(share)
-        metrics.update(outputs["landmarks"], batch["landmarks"].float(), visible=batch.get("visibility"))
-        rows += _rows(batch, heat, outputs["landmarks"], 4 - len(rows))
-    values = scalar_metrics(metrics.compute(), "M_edge")
-    values["M_edge/effective (Eq. 1)"] = float(torch.cat(effective).mean())
-    values["M_edge/line_share"] = float(torch.cat(shares).mean())
-    figure = save_titled_grid(
-        out_dir / "edge_lines.png", rows, ["M_edge over the image + read-out", "ground truth"], scale=2
-    )
-    text = (
-        f"Face edge lines `M_edge` (stacked hourglasses x{system.hparams.num_stacks}, width {system.hparams.width}) "
-        f"and the landmark read-out; NME normalised by {metrics.normalization.replace('_', '-')} distance, "
-        f"theta={system.d_loss.theta}, delta={system.d_loss.delta}."
-    )
-    return ReportSection("Face edge lines M_edge", text, values, [], [("M_edge and landmarks", figure.name)])
-
-
-def _rows(batch: dict[str, Any], heat: torch.Tensor, landmarks: torch.Tensor, count: int) -> list[list[np.ndarray]]:
-    from occrecon.viz import draw_landmarks, overlay_heatmaps
-
-    out = []
-    for i in range(max(0, min(count, heat.shape[0]))):
-        image = batch["image"][i]
-        out.append([draw_landmarks(overlay_heatmaps(image, heat[i]), landmarks[i]),
-                    draw_landmarks(overlay_heatmaps(image, batch["edge_lines"][i]), batch["landmarks"][i])])  # fmt: skip
-    return out
