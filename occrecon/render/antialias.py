@@ -12,6 +12,15 @@ the segment:
 - ``t < 1/2`` (the edge lies in the front pixel's half): ``c_front += (1/2 - t) (c_other - c_front)``;
 - ``t > 1/2`` (the edge reaches into the other pixel): ``c_other += (t - 1/2) (c_front - c_other)``.
 
+Each silhouette edge is handled in **one** direction only, as in nvdiffrast
+(``AntialiasFwdAnalysisKernel``: with ``x``/``y`` swapped for vertical pairs it keeps an edge only
+when ``|dy| >= |dx|``): horizontal pairs blend edges that are at least as steep as 45 degrees in
+pixel units (``|dy| >= |dx|``), vertical pairs the flatter ones (``|dx| > |dy|``, ties go to the
+horizontal pairs). Blending a tilted edge in both directions would count its coverage change
+twice: the silhouette gradient would be ~2x the derivative of the covered area. With one
+direction, the rows (or columns) an edge crosses times the shift of each crossing per unit
+normal motion equals the edge length at every angle.
+
 Contributions of all pairs are summed (as nvdiffrast's atomic adds). Colours are blended from
 the un-antialiased input, so the result is independent of pair order. ``t`` is computed in
 autograd from the clip positions, so gradients reach the silhouette vertices; the colours get
@@ -30,6 +39,10 @@ from occrecon.utils.checks import check_shape
 
 MAX_HOPS = 16
 """Triangles visited, at most, while looking for the silhouette edge of a pixel pair."""
+
+STEEP_TOLERANCE = 1e-4
+"""Relative slack of the ``|dy| >= |dx|`` test, so that a 45-degree edge goes to one direction
+consistently whatever the rounding of its end points."""
 
 
 def edge_topology(tri: torch.Tensor) -> torch.Tensor:
@@ -100,13 +113,24 @@ def _exit(ndc: torch.Tensor, p_in: torch.Tensor, p_out: torch.Tensor) -> tuple[t
     return t_k.min(-1)
 
 
-def _walk_to_silhouette(pos, tri, flat_nbr, winding, b, t_id, front, other, size):
+def _steep(ndc: torch.Tensor, edge_k: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``[N]`` bool: edge ``edge_k`` (opposite vertex ``k``) of triangles ``ndc [N, 3, 2]`` has
+    ``|dy| >= |dx|`` in pixel units (NDC scaled by ``H / 2``, ``W / 2``), up to :data:`STEEP_TOLERANCE`."""
+    rows = torch.arange(ndc.shape[0], device=ndc.device)
+    d = ndc[rows, (edge_k + 2) % 3] - ndc[rows, (edge_k + 1) % 3]
+    # 45-degree ties go to the horizontal pairs even when rounding makes |dy| a few ulps short
+    return (d[:, 1] * size[0]).abs() >= (1.0 - STEEP_TOLERANCE) * (d[:, 0] * size[1]).abs()
+
+
+def _walk_to_silhouette(pos, tri, flat_nbr, winding, b, t_id, front, other, size, horizontal):
     """Walk each pair's segment (front centre -> other centre) through the front surface.
 
     Starting in the front pixel's triangle, find the edge where the segment leaves it; stop with a
     hit at a silhouette edge, stop without one when the segment ends inside the triangle, else step
     into the neighbour (interior edge) -- on meshes finer than the pixel grid the segment crosses
-    several triangles. Only still-walking pairs are processed at each step.
+    several triangles. Only still-walking pairs are processed at each step. A hit counts only if
+    the silhouette edge belongs to this pair direction (``horizontal``: ``|dy| >= |dx|``, else
+    ``|dx| > |dy|``; see the module docstring).
 
     Returns:
         ``t [M]`` crossing parameters (autograd to ``pos``) and ``hit [M]``, the pairs they belong to.
@@ -116,18 +140,20 @@ def _walk_to_silhouette(pos, tri, flat_nbr, winding, b, t_id, front, other, size
     p_out = _centre(other, *size, pos.dtype)
     active = torch.arange(b.numel(), device=b.device)
     cur = t_id
-    hits, ts = [], []
+    hits, ts = [b.new_zeros(0)], [pos.new_zeros(0)]
     for _ in range(MAX_HOPS):
         if active.numel() == 0:
             break
         bb = take_rows(b, active)
-        t_hop, edge_k = _exit(_corners(pos, tri, bb, cur), take_rows(p_in, active), take_rows(p_out, active))
+        ndc = _corners(pos, tri, bb, cur)
+        t_hop, edge_k = _exit(ndc, take_rows(p_in, active), take_rows(p_out, active))
         with torch.no_grad():
             nb = take_rows(flat_nbr, cur * 3 + edge_k)
             nb_wind = take_rows(winding, bb * n_tri + nb.clamp(min=0))
             sil = (nb < 0) | (take_rows(winding, bb * n_tri + cur) != nb_wind)
             leaves = t_hop <= 1.0
-            hit = (sil & leaves).nonzero().squeeze(1)
+            this_direction = _steep(ndc.detach(), edge_k, size) == horizontal
+            hit = (sil & leaves & this_direction).nonzero().squeeze(1)
             walk = (~sil & leaves).nonzero().squeeze(1)
         hits.append(take_rows(active, hit))
         ts.append(take_rows(t_hop, hit))
@@ -158,7 +184,9 @@ def _pair_deltas(color, rast, pos, tri, nbr, winding, axis):
     same_wind = take_rows(winding, b * n_tri + t_id) == take_rows(winding, b * n_tri + t_other.clamp(min=0))
     cand = (~(adjacent & same_wind)).nonzero().squeeze(1)
     b, front, other, t_id = (take_rows(x, cand) for x in (b, front, other, t_id))
-    t, hit = _walk_to_silhouette(pos, tri, nbr.reshape(-1), winding, b, t_id, front, other, (height, width))
+    t, hit = _walk_to_silhouette(
+        pos, tri, nbr.reshape(-1), winding, b, t_id, front, other, (height, width), horizontal=axis == 2
+    )
     front, other = take_rows(front, hit), take_rows(other, hit)
     flat_color = color.reshape(-1, color.shape[-1])
     c_front, c_other = take_rows(flat_color, front), take_rows(flat_color, other)
