@@ -8,8 +8,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 from occrecon.assets.face_api import default_weights_path
+from occrecon.assets.identity import build_identity_network
 from occrecon.errors import ConfigError, DataFormatError, MissingAssetError
-from occrecon.nets.identity import build_identity_network
 from occrecon.nets.identity.arcface import iresnet, load_arcface
 from occrecon.nets.identity.dlib_resnet import MEAN_RGB_255, DlibResNet, ResidualBlock
 

@@ -28,6 +28,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from occrecon.assets.identity import build_identity_network
 from occrecon.config.schema import BaseModelConfig
 from occrecon.errors import ConfigError
 from occrecon.evaluation.common import scalar_metrics
@@ -55,7 +56,6 @@ from occrecon.metrics.reconstruction import (
     vertex_error,
 )  # fmt: skip
 from occrecon.nets.coeff_regressor import CoefficientRegressor
-from occrecon.nets.identity import build_identity_network
 from occrecon.render.face import camera_for_layout, render_face
 from occrecon.render.mesh_renderer import MeshRenderer, RenderOutput
 from occrecon.systems.common import image_loggers, log_image
