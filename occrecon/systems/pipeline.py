@@ -1,0 +1,203 @@
+"""The composite stage (client card: "a composite module chains frozen stages for end-to-end
+multi-GPU fine-tuning"): every configured stage of :mod:`occrecon.chain`, each rebuilt from its
+own run, chained, and the trainable ones fine-tuned end to end.
+
+``model.stages.<name>``: ``ckpt`` (a checkpoint of that stage's run; its ``config.yaml`` supplies
+the stage's config, so nothing is restated), ``trainable`` (fine-tuned here or frozen), ``model``
+(overrides of the stage's config; with no ``ckpt`` the stage starts from its initialisation with
+a logged warning). Frozen stages hold no optimizer state, never leave eval mode (BatchNorm
+statistics untouched) and have ``requires_grad=False`` from construction, so the trainable set is
+fixed before ``fit`` and identical on every DDP rank.
+
+Loss: ``sum_s model.loss.weights.<s> * L_s`` over the trainable stages ``s``, each ``L_s`` that
+stage's own supervised loss (:data:`occrecon.chain.LINKS`). Because the coarse stage reads
+``I_out``, its Eq. 4 losses flow back into the synthesis stage when both are trainable. A GAN
+stage's discriminator is not trained in the chain.
+
+Checkpoints are self-contained: the state dict holds every stage's weights (less the fixed assets
+a stage leaves out of its own checkpoints) and the hyper-parameters hold every stage's resolved
+config, so ``PipelineSystem.load_from_checkpoint(path, weights_only=True)`` needs no other file
+(``occrecon export-pipeline`` writes such a file without training).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from occrecon.chain import LINKS, NETWORK_STAGES, build_stage, chain_order, load_stage_weights, run_chain, stage_model_config
+from occrecon.config.schema import BaseModelConfig
+from occrecon.errors import ConfigError
+from occrecon.training import build_optimization
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StageEntry:
+    """``model.stages.<name>``: where the stage comes from and whether it is fine-tuned."""
+
+    ckpt: str | None = None
+    trainable: bool = False
+    model: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PipelineLossWeights:
+    """Weight of each trainable stage's own loss in the end-to-end sum."""
+
+    parsing: float = 1.0
+    edge_lines: float = 1.0
+    synthesis: float = 1.0
+    reconstruction: float = 1.0
+    detail: float = 1.0
+
+
+@dataclass
+class PipelineLossConfig:
+    weights: PipelineLossWeights = field(default_factory=PipelineLossWeights)
+
+
+@dataclass
+class PipelineModelConfig(BaseModelConfig):
+    """``model`` section of the composite stage (module docstring). ``width`` is handed to the
+    stages built without a checkpoint that do not set their own."""
+
+    stages: dict[str, StageEntry] = field(default_factory=dict)
+    loss: PipelineLossConfig = field(default_factory=PipelineLossConfig)
+
+
+class PipelineSystem(L.LightningModule):
+    """LightningModule of the composite stage. Built as ``PipelineSystem(**model)``."""
+
+    def __init__(
+        self,
+        width: int = 64,
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
+        stages: dict[str, Any] | None = None,
+        loss: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        stages = {name: {**vars(StageEntry()), **dict(entry or {})} for name, entry in (stages or {}).items()}
+        if not stages:
+            raise ConfigError("model.stages: name at least one stage of the chain")
+        self.order = chain_order(list(stages))
+        self.optimizer_cfg = {**vars(BaseModelConfig().optimizer), **(optimizer or {})}
+        self.scheduler_cfg = {**vars(BaseModelConfig().scheduler), **(scheduler or {})}
+        self.weights = {**vars(PipelineLossWeights()), **((loss or {}).get("weights") or {})}
+        self.stages = nn.ModuleDict()
+        for name in self.order:
+            if name not in NETWORK_STAGES:
+                continue
+            entry = stages[name]
+            config = stage_model_config(name, entry["ckpt"], entry["model"])
+            if entry["ckpt"] is None and "width" not in config:
+                config["width"] = width
+            system = build_stage(name, config)
+            if entry["ckpt"] is not None:
+                load_stage_weights(name, system, entry["ckpt"])
+            elif not entry.get("inline", False):
+                log.warning("pipeline: stage %r has no checkpoint (model.stages.%s.ckpt); it starts from its initialisation", name, name)
+            # the stage's config is now inline: the pipeline checkpoint needs no other file
+            stages[name] = {**entry, "model": config, "ckpt": None, "inline": True}
+            self.stages[name] = system
+        self.trainable = [n for n in self.stages if stages[n]["trainable"]]
+        self._freeze()
+        self.save_hyperparameters({"width": width, "optimizer": optimizer, "scheduler": scheduler,
+                                   "stages": stages, "loss": loss})  # fmt: skip
+
+    # -- freezing (decided here, before fit) --------------------------------------------------------
+    def _freeze(self) -> None:
+        for name, system in self.stages.items():
+            frozen = name not in self.trainable
+            system.requires_grad_(not frozen)
+            for part in LINKS[name].frozen_parts:
+                getattr(system, part).requires_grad_(False)
+            if frozen:
+                system.eval()
+
+    def train(self, mode: bool = True) -> PipelineSystem:
+        """Lightning calls ``train()`` every epoch: frozen stages stay in eval mode."""
+        super().train(mode)
+        for name, system in self.stages.items():
+            if name not in self.trainable:
+                system.eval()
+        return self
+
+    def setup(self, stage: str) -> None:
+        # BatchNorm statistics over all ranks for the stages that train (before DDP wraps the model)
+        if self.trainer.world_size > 1:
+            for name in self.trainable:
+                self.stages[name] = nn.SyncBatchNorm.convert_sync_batchnorm(self.stages[name])
+
+    # -- the chain -------------------------------------------------------------------------------------
+    def forward(self, images: torch.Tensor) -> dict[str, Any]:
+        """Run the chain on ``images [B, 3, S, S]`` in ``[0, 1]``; the state of :mod:`occrecon.chain`."""
+        return run_chain(self.stages, self.order, images)
+
+    def losses(self, state: dict[str, Any], batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``sum_s w_s L_s`` over the trainable stages and the logged parts ``<stage>/<term>``."""
+        total = state["I_in"].new_zeros(())
+        logs: dict[str, torch.Tensor] = {}
+        for name in self.trainable:
+            result = LINKS[name].loss(self.stages[name], state, batch) if LINKS[name].loss else None
+            if result is None:
+                continue
+            value, parts = result
+            total = total + self.weights[name] * value
+            logs[name] = value.detach()
+            logs.update({f"{name}/{k}": v for k, v in parts.items()})
+        return total, logs
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        state = self(batch["image"])
+        total, logs = self.losses(state, batch)
+        size = batch["image"].shape[0]
+        self.log_dict({f"train/loss/{k}": v for k, v in logs.items()}, batch_size=size)
+        self.log("train/loss", total.detach(), batch_size=size, prog_bar=True)
+        return total
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        state = self(batch["image"])
+        total, logs = self.losses(state, batch)
+        size = batch["image"].shape[0]
+        self.log_dict({f"val/loss/{k}": v for k, v in logs.items()}, batch_size=size, sync_dist=True)
+        self.log("val/loss", total, batch_size=size, sync_dist=True)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """Every intermediate map of the chain (render buffers dropped, kept: its image and mask)."""
+        state = self(batch["image"])
+        render = state.pop("render", None)
+        if render is not None:
+            state["render_image"], state["render_mask"] = render.image, render.mask
+        return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        params = [p for name in self.trainable for p in self.stages[name].parameters() if p.requires_grad]
+        if not params:
+            raise ConfigError("model.stages: no stage is trainable (set model.stages.<name>.trainable=true to fine-tune)")
+        return build_optimization(self, self.optimizer_cfg, self.scheduler_cfg, params)
+
+    # -- checkpoints: each stage's own rules for what it leaves out ----------------------------------------
+    def _per_stage(self, checkpoint: dict[str, Any], hook: str) -> None:
+        state = checkpoint["state_dict"]
+        for name, system in self.stages.items():
+            method = getattr(system, hook, None)
+            if method is None:
+                continue
+            prefix = f"stages.{name}."
+            sub = {"state_dict": {k[len(prefix):]: state.pop(k) for k in [k for k in state if k.startswith(prefix)]}}
+            method(sub)
+            state.update({prefix + k: v for k, v in sub["state_dict"].items()})
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._per_stage(checkpoint, "on_save_checkpoint")
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._per_stage(checkpoint, "on_load_checkpoint")
