@@ -98,16 +98,17 @@ def state_dict_to_face_api(state: Mapping[str, torch.Tensor]) -> dict[str, np.nd
     return weights
 
 
-def read_face_api_tarball(tarball: str | Path) -> dict[str, np.ndarray]:
-    """Decode the face-recognition weights inside an ``npm pack`` tarball of face-api."""
+def read_face_api_tarball(tarball: str | Path, model: str = "face_recognition_model") -> dict[str, np.ndarray]:
+    """Decode one model's weights (``model/<model>-weights_manifest.json``) inside an ``npm pack`` tarball."""
     tarball = Path(tarball)
+    manifest_member = f"package/model/{model}-weights_manifest.json"
     if not tarball.is_file():
         raise MissingAssetError(tarball, f"{PACKAGE} tarball", HOW_TO_GET)
     try:
         with tarfile.open(tarball, "r:*") as archive:
             names = set(archive.getnames())
-            if MANIFEST_MEMBER not in names:
-                raise DataFormatError(tarball, f"an npm tarball of {PACKAGE} containing {MANIFEST_MEMBER}")
+            if manifest_member not in names:
+                raise DataFormatError(tarball, f"an npm tarball of {PACKAGE} containing {manifest_member}")
 
             def member_bytes(name: str) -> bytes:
                 if name not in names:
@@ -117,9 +118,9 @@ def read_face_api_tarball(tarball: str | Path) -> dict[str, np.ndarray]:
                     raise DataFormatError(tarball, f"{name} to be a regular file")
                 return handle.read()
 
-            manifest = json.loads(member_bytes(MANIFEST_MEMBER))
-            folder = MANIFEST_MEMBER.rsplit("/", 1)[0]
-            return parse_manifest(manifest, lambda p: member_bytes(f"{folder}/{p}"), f"{tarball}!{MANIFEST_MEMBER}")
+            manifest = json.loads(member_bytes(manifest_member))
+            folder = manifest_member.rsplit("/", 1)[0]
+            return parse_manifest(manifest, lambda p: member_bytes(f"{folder}/{p}"), f"{tarball}!{manifest_member}")
     except tarfile.TarError as err:
         raise DataFormatError(tarball, "a gzip tar archive (npm pack output)", got=str(err)) from err
 
@@ -207,3 +208,129 @@ def load_face_recognition_state_dict(path: str | Path | None = None) -> dict[str
         ) from err
     check_dlib_state_dict(state, str(path))
     return state
+
+
+# --- face detector and 68-point landmark networks (occrecon.faces) --------------------------------
+
+FACE_MODELS: dict[str, str] = {
+    "tiny_face_detector": "tiny_face_detector_model",
+    "face_landmark_68": "face_landmark_68_model",
+    "face_landmark_68_tiny": "face_landmark_68_tiny_model",
+}
+"""occrecon name -> face-api model stem (``model/<stem>-weights_manifest.json`` in the tarball)."""
+
+HOW_TO_GET_FACES = (
+    "Run `occrecon assets fetch face-api` (needs npm; it runs `npm pack "
+    f"{PACKAGE}@{VERSION}`), or download that tarball elsewhere and run "
+    "`occrecon assets fetch face-api --tarball PATH`."
+)
+
+
+def module_key(tfjs_key: str) -> str:
+    """Map a detector/landmark weight name to the :mod:`occrecon.faces.nets` state-dict key.
+
+    ``dense1/conv2/depthwise_filter`` -> ``dense1.conv2.depthwise.weight``; ``.../pointwise_filter``
+    -> ``.pointwise.weight``; ``.../filters`` and ``fc/weights`` -> ``.weight``; ``.../bias`` -> ``.bias``.
+    """
+    parts = tfjs_key.split("/")
+    leaf = {"filters": ["weight"], "weights": ["weight"], "bias": ["bias"],
+            "depthwise_filter": ["depthwise", "weight"], "pointwise_filter": ["pointwise", "weight"]}.get(parts[-1])  # fmt: skip
+    if leaf is None:
+        raise KeyError(f"unexpected face-api weight name {tfjs_key!r}")
+    return ".".join(parts[:-1] + leaf)
+
+
+def face_model_state_dict(weights: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """Convert decoded detector/landmark arrays (tfjs layouts) to :mod:`occrecon.faces.nets` layouts.
+
+    Conv filters ``[kh, kw, in, out]`` -> ``[out, in, kh, kw]``; depthwise ``[kh, kw, C, 1]`` ->
+    ``[C, 1, kh, kw]``; fully connected ``[in, out]`` -> ``[out, in]``.
+    """
+    state = {}
+    for name, array in weights.items():
+        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+        if name.endswith("depthwise_filter"):
+            tensor = tensor.permute(2, 3, 0, 1)
+        elif tensor.ndim == 4:
+            tensor = tensor.permute(3, 2, 0, 1)
+        elif tensor.ndim == 2:
+            tensor = tensor.t()
+        state[module_key(name)] = tensor.contiguous()
+    return state
+
+
+def build_face_model(name: str) -> torch.nn.Module:
+    """An untrained network of :data:`FACE_MODELS` ``name`` (``occrecon.faces.nets``)."""
+    from occrecon.faces.nets import FaceLandmark68Net, TinyFaceDetectorNet
+
+    if name == "tiny_face_detector":
+        return TinyFaceDetectorNet()
+    if name in ("face_landmark_68", "face_landmark_68_tiny"):
+        return FaceLandmark68Net(tiny=name.endswith("tiny"))
+    raise KeyError(f"unknown face-api model {name!r}; expected one of {sorted(FACE_MODELS)}")
+
+
+def face_model_path(name: str) -> Path:
+    """Cache path of the converted ``name`` (a key of :data:`FACE_MODELS`)."""
+    return cache_dir() / f"face-api-{VERSION}/{name}.pt"
+
+
+def check_state_dict(state: Mapping[str, torch.Tensor], model: torch.nn.Module, where: str) -> None:
+    """Raise :class:`DataFormatError` unless ``state`` has exactly ``model``'s keys and shapes."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if got != expected:
+        missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+        wrong = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])
+        raise DataFormatError(where, f"the {len(expected)} tensors of {type(model).__name__}",
+                              got=f"missing {missing[:3]}, unexpected {extra[:3]}, wrong shape {wrong[:3]}")  # fmt: skip
+
+
+def _save_atomic(state: Mapping[str, torch.Tensor], target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".pt.tmp")
+    torch.save(dict(state), partial)
+    partial.replace(target)  # never leave a half-written cache file under the final name
+
+
+def fetch_face_api(tarball: str | Path | None = None, force: bool = False, progress=None) -> dict[str, Path]:
+    """Convert and cache every face-api network occrecon uses from one ``npm pack`` (or ``tarball``).
+
+    Returns ``{name: cached .pt}`` for :data:`FACE_MODELS` plus ``"face_recognition"`` (the dlib
+    ResNet of :func:`fetch_face_recognition`). Cached files are reused unless ``force``.
+    ``progress(message)`` (e.g. ``print``) is told about each step.
+    """
+    say = progress or (lambda message: log.info("%s", message))
+    targets = {name: face_model_path(name) for name in FACE_MODELS}
+    targets["face_recognition"] = default_weights_path()
+    todo = [name for name, path in targets.items() if force or not path.is_file()]
+    if not todo:
+        return targets
+    with tempfile.TemporaryDirectory(prefix="occrecon-npm-") as tmp:
+        if tarball is None:
+            say(f"fetching {PACKAGE}@{VERSION} with npm pack ...")
+        source = Path(tarball) if tarball is not None else npm_pack(tmp)
+        for name in todo:
+            say(f"converting {name} from {source.name}")
+            if name == "face_recognition":
+                fetch_face_recognition(source, force=True)
+                continue
+            state = face_model_state_dict(read_face_api_tarball(source, FACE_MODELS[name]))
+            check_state_dict(state, build_face_model(name), f"{source}!{FACE_MODELS[name]}")
+            _save_atomic(state, targets[name])
+    return targets
+
+
+def load_face_model(name: str, path: str | Path | None = None) -> torch.nn.Module:
+    """The converted network ``name`` in eval mode; :class:`MissingAssetError` says how to get it."""
+    path = Path(path) if path is not None else face_model_path(name)
+    if not path.is_file():
+        raise MissingAssetError(path, f"face-api {name} weights (converted)", HOW_TO_GET_FACES)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError, RuntimeError) as err:
+        raise DataFormatError(path, "a state dict written by `occrecon assets fetch face-api`", got=str(err)[:200]) from err
+    model = build_face_model(name)
+    check_state_dict(state, model, str(path))
+    model.load_state_dict(state)
+    return model.eval()

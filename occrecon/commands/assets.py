@@ -1,6 +1,8 @@
 """``occrecon assets ...``: obtain and convert pretrained assets.
 
-``occrecon assets fetch face-recognition [--tarball PATH] [--force]`` runs ``npm pack
+``occrecon assets fetch face-api [--tarball PATH] [--force]`` converts every face-api network
+occrecon uses (tiny face detector, 68-point landmarks full and tiny, dlib face recogniser) from
+one ``npm pack``; ``occrecon assets fetch face-recognition [--tarball PATH] [--force]`` runs ``npm pack
 @vladmandic/face-api@1.7.15`` (or reads the given tarball), converts the dlib face recogniser to
 a PyTorch state dict and caches it (``$OCCRECON_CACHE`` or ``$XDG_CACHE_HOME/occrecon`` or
 ``~/.cache/occrecon``). ``occrecon assets where`` prints the cache locations.
@@ -28,13 +30,27 @@ def _fetch_face_recognition(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fetch_face_api(args: argparse.Namespace) -> int:
+    from occrecon.assets.face_api import fetch_face_api
+
+    try:
+        paths = fetch_face_api(tarball=args.tarball, force=args.force, progress=print)
+    except OccreconError as err:
+        print(f"error: {err}")
+        return 1
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
 def _where(args: argparse.Namespace) -> int:
     from occrecon.assets.cache import cache_dir
-    from occrecon.assets.face_api import default_weights_path
+    from occrecon.assets.face_api import FACE_MODELS, default_weights_path, face_model_path
 
     print(f"cache directory: {cache_dir()}")
-    path = default_weights_path()
-    print(f"face-recognition: {path} ({'present' if path.is_file() else 'missing'})")
+    paths = {"face-recognition": default_weights_path(), **{n: face_model_path(n) for n in FACE_MODELS}}
+    for name, path in paths.items():
+        print(f"{name}: {path} ({'present' if path.is_file() else 'missing'})")
     return 0
 
 
@@ -48,5 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     face.add_argument("--tarball", default=None, help="an already downloaded face-api .tgz (skips npm)")
     face.add_argument("--force", action="store_true", help="convert again even if the cache file exists")
     face.set_defaults(handler=_fetch_face_recognition)
+    every = what.add_parser("face-api", help="face detector, 68-point landmarks and face recogniser from npm @vladmandic/face-api")
+    every.add_argument("--tarball", default=None, help="an already downloaded face-api .tgz (skips npm)")
+    every.add_argument("--force", action="store_true", help="convert again even if the cache files exist")
+    every.set_defaults(handler=_fetch_face_api)
     where = actions.add_parser("where", help="print where converted assets are cached")
     where.set_defaults(handler=_where)
