@@ -1,0 +1,612 @@
+"""Synthesis stage (paper §3.3, Fig. 1): a parsing-guided GAN removes the occluder,
+``(I_in, M_fin, M_edge, m) -> I_out``.
+
+Networks: the generator ``G`` (:class:`occrecon.nets.synthesis.SynthesisGenerator`, guidance by
+SPADE or concatenation) and a multi-scale spectral-norm PatchGAN ``D``
+(:class:`occrecon.nets.patch_discriminator.MultiScalePatchDiscriminator`). ``I_out = m * G + (1 - m) * I_in``:
+pixels outside the mask are bit-identical to the input.
+
+Conditions of a batch (:meth:`SynthesisSystem.conditions`): ``I_in`` (``image``), ``M_fin`` =
+``batch[model.fin_key]`` (``parsing_gt`` on the synthetic set: the occluder-free parsing; in the
+pipeline the fused map of :mod:`occrecon.fusion`), ``M_edge`` = ``edge_lines``, the mask = the
+ground-truth ``occluder_mask`` when the batch has one, else the occluder mask of ``M_fa``
+(``label_map``; :func:`occrecon.fusion.occluder_mask`: ``eye_g`` plus non-face labels inside the
+face hull). The target is ``I_gt``.
+
+Losses (:mod:`occrecon.losses.synthesis`, weights ``model.loss.weights.<term>``): masked L1,
+adversarial (``model.loss.adversarial``: hinge or lsgan), feature matching, parsing consistency
+(frozen parsing network from ``model.parsing_ckpt`` on ``I_out`` vs ``M_fin``), identity (frozen
+identity network ``model.identity``) and perceptual (features of a frozen network:
+``model.perceptual.source`` vgg (a user file) | parsing | identity | auto). A term whose network is
+unavailable is switched off with a logged warning; the weights in effect are in
+:attr:`SynthesisSystem.effective_weights`, logged as ``weights/<term>`` and stored in checkpoints
+under ``checkpoint["synthesis"]``. Frozen networks are never part of the state dict (they are
+rebuilt from the config at ``fit`` time and not needed for inference).
+
+Manual optimisation (Lightning 2.x): per batch ``n`` (counter ``batches_seen``, saved in the
+state dict), a ``G`` step when ``n % generator_every == 0`` and a ``D`` step when
+``n % discriminator_every == 0`` (``D`` steps are skipped when both the adversarial and the
+feature-matching weights are 0), each inside ``toggled_optimizer``, each clipping its gradients
+by hand (``model.gradient_clip_val``). ``trainer.global_step`` counts every optimiser step (2 per
+batch by default), so ``trainer.max_steps`` and ``run.checkpoint_every_n_steps`` are in optimiser
+steps. Optional EMA of ``G`` (``model.ema``, :class:`torch.optim.swa_utils.AveragedModel`) after
+each ``G`` step; it is in the state dict and used for evaluation and inference.
+
+**DDP**: each backward touches one network only: use ``trainer.strategy=ddp_find_unused_parameters_true``
+(plain ``ddp`` is refused in :meth:`SynthesisSystem.setup`).
+
+Metrics: ``val/l1_mask``, ``val/psnr_mask`` (inside the mask, against ``I_gt``; torchmetrics) and
+``val/psnr_mask_input`` (the input itself, the do-nothing baseline).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from occrecon.config.schema import BaseModelConfig, OptimizerConfig
+from occrecon.errors import ConfigError
+from occrecon.labels import IGNORE_LABEL
+from occrecon.landmarks import NUM_EDGE_LINES
+from occrecon.losses.synthesis import (
+    ADVERSARIAL_KINDS,
+    discriminator_adversarial,
+    feature_matching,
+    generator_adversarial,
+    identity_loss,
+    masked_l1,
+    parsing_consistency,
+    perceptual,
+)
+from occrecon.nets.patch_discriminator import MultiScalePatchDiscriminator
+from occrecon.nets.synthesis import FrozenFeatures, SynthesisGenerator, vgg19_features
+from occrecon.systems.common import image_loggers, log_image
+from occrecon.training import build_optimization
+
+log = logging.getLogger(__name__)
+
+TERMS: tuple[str, ...] = ("l1", "adversarial", "feature_matching", "parsing", "identity", "perceptual")
+PERCEPTUAL_SOURCES = ("auto", "vgg", "parsing", "identity", "none")
+PARSING_FEATURE_LAYERS = ("backbone.layer1", "backbone.layer2", "backbone.layer3")
+IDENTITY_FEATURE_LAYERS = ("conv32_3", "conv64_3", "conv128_2")
+
+
+@dataclass
+class SynthesisLossWeights:
+    l1: float = 1.0
+    adversarial: float = 0.1
+    feature_matching: float = 10.0
+    parsing: float = 0.1
+    identity: float = 0.1
+    perceptual: float = 0.1
+
+
+@dataclass
+class SynthesisLossConfig:
+    """``adversarial``: hinge | lsgan. ``perceptual_layer_weights``: one per feature layer (empty: 1 each)."""
+
+    weights: SynthesisLossWeights = field(default_factory=SynthesisLossWeights)
+    adversarial: str = "hinge"
+    perceptual_layer_weights: list[float] = field(default_factory=list)
+
+
+@dataclass
+class SynthesisDiscriminatorConfig:
+    """Multi-scale PatchGAN. ``width`` 0 = ``model.width``; lr = 0.1 x G's (EdgeConnect's D2G_LR)."""
+
+    width: int = 0
+    num_layers: int = 3
+    num_scales: int = 2
+    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=1e-5, betas=[0.0, 0.9]))
+
+
+@dataclass
+class PerceptualConfig:
+    """Feature network of the perceptual term: ``vgg`` (torchvision vgg19 state dict at ``vgg_path``,
+    a user file), ``parsing`` (the frozen parsing network's backbone), ``identity`` (the frozen
+    identity network), ``auto`` (the first available of these), ``none``. ``layers``: module names
+    (empty: the source's defaults)."""
+
+    source: str = "auto"
+    vgg_path: str | None = None
+    layers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EMAConfig:
+    """Exponential moving average of ``G``'s weights (``decay`` per ``G`` step), used for evaluation."""
+
+    enabled: bool = True
+    decay: float = 0.999
+    use_for_eval: bool = True
+
+
+@dataclass
+class SynthesisModelConfig(BaseModelConfig):
+    """``model`` section of the synthesis stage (see the module docstring).
+
+    ``conditioning``: spade | concat (docs/synthesis.md has the ablation). ``use_parsing`` /
+    ``use_edges``: feed ``M_fin`` / ``M_edge`` to ``G``. ``fin_key``: batch field used as ``M_fin``.
+    ``parsing_ckpt``: a parsing-stage checkpoint (frozen network of the parsing-consistency and
+    perceptual terms; None: those terms off). ``identity``: dlib | arcface_r50 | arcface_r100 | none
+    (weights ``identity_weights``). ``generator_every`` / ``discriminator_every``: step G / D on
+    every n-th batch.
+    """
+
+    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=1e-4, betas=[0.0, 0.9]))
+    num_blocks: int = 8
+    conditioning: str = "spade"
+    use_parsing: bool = True
+    use_edges: bool = True
+    num_classes: int = 19
+    fin_key: str = "parsing_gt"
+    parsing_ckpt: str | None = None
+    identity: str = "dlib"
+    identity_weights: str | None = None
+    generator_every: int = 1
+    discriminator_every: int = 1
+    gradient_clip_val: float = 0.0
+    gradient_clip_algorithm: str = "norm"
+    image_log_every_n_steps: int = 200
+    discriminator: SynthesisDiscriminatorConfig = field(default_factory=SynthesisDiscriminatorConfig)
+    perceptual: PerceptualConfig = field(default_factory=PerceptualConfig)
+    ema: EMAConfig = field(default_factory=EMAConfig)
+    loss: SynthesisLossConfig = field(default_factory=SynthesisLossConfig)
+
+
+def _section(schema: type, given: dict[str, Any] | None) -> dict[str, Any]:
+    """A nested config section: the schema's defaults merged with ``given`` (types checked by OmegaConf)."""
+    return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(schema), given or {}))  # type: ignore[return-value]
+
+
+class Conditions(NamedTuple):
+    """Everything ``G`` and the losses need from one batch (shapes: module docstring of the generator)."""
+
+    image: torch.Tensor
+    parsing: torch.Tensor | None
+    edges: torch.Tensor | None
+    mask: torch.Tensor
+    target: torch.Tensor | None
+    landmarks: torch.Tensor | None
+
+
+class SynthesisSystem(L.LightningModule):
+    """LightningModule of the synthesis stage (module docstring). Built as ``SynthesisSystem(**model)``."""
+
+    def __init__(
+        self,
+        width: int = 64,
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
+        num_blocks: int = 8,
+        conditioning: str = "spade",
+        use_parsing: bool = True,
+        use_edges: bool = True,
+        num_classes: int = 19,
+        fin_key: str = "parsing_gt",
+        parsing_ckpt: str | None = None,
+        identity: str = "dlib",
+        identity_weights: str | None = None,
+        generator_every: int = 1,
+        discriminator_every: int = 1,
+        gradient_clip_val: float = 0.0,
+        gradient_clip_algorithm: str = "norm",
+        image_log_every_n_steps: int = 200,
+        discriminator: dict[str, Any] | None = None,
+        perceptual: dict[str, Any] | None = None,
+        ema: dict[str, Any] | None = None,
+        loss: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        defaults = SynthesisModelConfig()
+        self.optimizer_cfg = _section(OptimizerConfig, {**vars(defaults.optimizer), **(optimizer or {})})
+        self.scheduler_cfg = _section(type(defaults.scheduler), scheduler)
+        self.disc_cfg = _section(SynthesisDiscriminatorConfig, discriminator)
+        self.perceptual_cfg = _section(PerceptualConfig, perceptual)
+        self.ema_cfg = _section(EMAConfig, ema)
+        self.loss_cfg = _section(SynthesisLossConfig, loss)
+        if self.loss_cfg["adversarial"] not in ADVERSARIAL_KINDS:
+            raise ConfigError(f"model.loss.adversarial: expected one of {ADVERSARIAL_KINDS}, got {self.loss_cfg['adversarial']!r}")
+        if self.perceptual_cfg["source"] not in PERCEPTUAL_SOURCES:
+            raise ConfigError(f"model.perceptual.source: expected one of {PERCEPTUAL_SOURCES}, got {self.perceptual_cfg['source']!r}")
+        if generator_every < 1 or discriminator_every < 1:
+            raise ConfigError("model.generator_every and model.discriminator_every must be >= 1")
+        self.generator = SynthesisGenerator(
+            width, num_classes, NUM_EDGE_LINES, num_blocks, conditioning, use_parsing, use_edges
+        )
+        d = self.disc_cfg
+        self.discriminator = MultiScalePatchDiscriminator(3, d["width"] or width, d["num_layers"], d["num_scales"])
+        self.generator_ema: AveragedModel | None = None
+        if self.ema_cfg["enabled"]:
+            self.generator_ema = AveragedModel(
+                self.generator, multi_avg_fn=get_ema_multi_avg_fn(self.ema_cfg["decay"]), use_buffers=True
+            )
+            for parameter in self.generator_ema.parameters():
+                parameter.requires_grad_(False)
+        self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
+        # requested weights; the frozen networks (and so the weights in effect) are set up at fit time
+        self.effective_weights: dict[str, float] = dict(self.loss_cfg["weights"])
+        self.disabled: dict[str, str] = {}
+        self._frozen: dict[str, Any] = {}  # plain dict: frozen networks stay out of the state dict and of DDP
+
+    # ------------------------------------------------------------------ set-up of the frozen networks
+
+    def setup(self, stage: str) -> None:
+        from lightning.pytorch.strategies import DDPStrategy
+
+        strategy = self.trainer.strategy
+        if isinstance(strategy, DDPStrategy) and not strategy._ddp_kwargs.get("find_unused_parameters", False):
+            raise ConfigError(
+                "synthesis: each G/D backward touches one network only; use "
+                "trainer.strategy=ddp_find_unused_parameters_true instead of plain ddp"
+            )
+        if stage == "fit":
+            self.build_frozen_networks()
+
+    def _disable(self, term: str, reason: str) -> None:
+        if self.effective_weights.get(term, 0.0) > 0:
+            log.warning("synthesis: model.loss.weights.%s=%s set to 0: %s", term, self.effective_weights[term], reason)
+        self.effective_weights[term] = 0.0
+        self.disabled[term] = reason
+
+    def build_frozen_networks(self) -> dict[str, float]:
+        """Load the frozen parsing / identity / feature networks the configured terms need;
+        switch off (weight 0, warning, reason in :attr:`disabled`) those that cannot be had.
+        Returns the weights in effect."""
+        from occrecon.assets.identity import build_identity_network
+
+        weights = self.effective_weights = dict(self.loss_cfg["weights"])
+        self.disabled, self._frozen = {}, {}
+        hp = self.hparams
+        need_parsing = weights["parsing"] > 0 or self.perceptual_cfg["source"] in ("parsing", "auto")
+        if hp.parsing_ckpt and need_parsing:
+            self._frozen["parsing"] = load_parsing_network(hp.parsing_ckpt)
+        elif weights["parsing"] > 0:
+            self._disable("parsing", "no model.parsing_ckpt given (the frozen parsing network)")
+        need_identity = weights["identity"] > 0 or (
+            self.perceptual_cfg["source"] == "identity"
+            or (self.perceptual_cfg["source"] == "auto" and "parsing" not in self._frozen)
+        )
+        if need_identity and weights["identity"] + weights["perceptual"] > 0:
+            network, reason = build_identity_network(hp.identity, hp.identity_weights)
+            if network is None:
+                self._disable("identity", reason)
+            else:
+                self._frozen["identity"] = network
+        elif weights["identity"] > 0:
+            self._disable("identity", "identity network not requested")
+        if weights["perceptual"] > 0:
+            extractor, reason = self._feature_network()
+            if extractor is None:
+                self._disable("perceptual", reason)
+            else:
+                self._frozen["features"] = extractor
+        self.perceptual_source = self._frozen["features"].source if "features" in self._frozen else "none"
+        if "parsing" in self._frozen and weights["parsing"] == 0 and self.perceptual_source != "parsing":
+            del self._frozen["parsing"]
+        return weights
+
+    def _feature_network(self) -> tuple[FrozenFeatures | None, str]:
+        cfg = self.perceptual_cfg
+        source, layers = cfg["source"], list(cfg["layers"])
+        order = ["vgg", "parsing", "identity"] if source == "auto" else [source]
+        for candidate in order:
+            if candidate == "vgg" and cfg["vgg_path"]:
+                extractor = vgg19_features(cfg["vgg_path"], *([layers] if layers else []))
+            elif candidate == "parsing" and "parsing" in self._frozen:
+                extractor = FrozenFeatures(self._frozen["parsing"], layers or PARSING_FEATURE_LAYERS)
+            elif candidate == "identity" and "identity" in self._frozen:
+                extractor = FrozenFeatures(self._frozen["identity"], layers or IDENTITY_FEATURE_LAYERS)
+            else:
+                continue
+            extractor.source = candidate
+            return extractor, ""
+        if source == "none":
+            return None, "model.perceptual.source=none"
+        return None, (
+            f"no feature network for model.perceptual.source={source!r}: no VGG file (model.perceptual.vgg_path; "
+            "VGG weights cannot be downloaded here), no parsing checkpoint, no identity weights"
+        )
+
+    def _net(self, name: str, device: torch.device) -> Any:
+        return self._frozen[name].to(device)
+
+    # ------------------------------------------------------------------ inference
+
+    @property
+    def eval_generator(self) -> SynthesisGenerator:
+        """The EMA generator when enabled, used for evaluation and it has been updated; else ``G``."""
+        ema = self.generator_ema
+        if ema is not None and self.ema_cfg["use_for_eval"] and int(ema.n_averaged) > 0:
+            return ema.module  # type: ignore[return-value]
+        return self.generator
+
+    def forward(
+        self, image: torch.Tensor, parsing: torch.Tensor | None, edges: torch.Tensor | None, mask: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """``{"generated", "output"}`` of the training generator ``G`` (see :class:`SynthesisGenerator`)."""
+        return self.generator(image, parsing, edges, mask)
+
+    @torch.no_grad()
+    def synthesize(
+        self, image: torch.Tensor, parsing: torch.Tensor | None, edges: torch.Tensor | None, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """``I_out`` ``[B, 3, H, W]`` with the evaluation generator (EMA when enabled).
+
+        Args:
+            image: ``I_in`` ``[B, 3, H, W]`` in ``[0, 1]`` (H, W multiples of 4).
+            parsing: ``M_fin`` ``[B, H, W]`` int64 labels or ``[B, 19, H, W]`` one-hot (None when ``use_parsing`` is off).
+            edges: ``M_edge`` ``[B, 13, h, w]`` in ``[0, 1]`` (None when ``use_edges`` is off).
+            mask: occluder mask ``[B, 1, H, W]`` in ``{0, 1}`` (e.g. :meth:`mask_from_parsing`).
+        """
+        return self.eval_generator(image, parsing, edges, mask)["output"]
+
+    @staticmethod
+    def mask_from_parsing(parsing: torch.Tensor, edges: torch.Tensor | None = None) -> torch.Tensor:
+        """Occluder mask ``[B, 1, H, W]`` of ``M_fa`` ``[B, H, W]`` (``eye_g`` + non-face labels inside the face hull)."""
+        from occrecon.fusion import occluder_mask
+
+        return occluder_mask(parsing, edges)
+
+    def conditions(self, batch: dict[str, Any]) -> Conditions:
+        """:class:`Conditions` of a sample-dict batch (module docstring: which field is what)."""
+        image = batch["I_in"] if "I_in" in batch else batch["image"]
+        hp = self.hparams
+        edges = batch.get("edge_lines") if hp.use_edges else None
+        if "occluder_mask" in batch:
+            mask = batch["occluder_mask"].to(image.dtype)
+        elif "label_map" in batch:
+            mask = self.mask_from_parsing(batch["label_map"], batch.get("edge_lines"))
+        else:
+            raise ConfigError("synthesis: the batch has neither occluder_mask nor label_map (M_fa) to derive the mask from")
+        parsing = None
+        if hp.use_parsing:
+            if hp.fin_key not in batch:
+                raise ConfigError(f"synthesis: model.fin_key={hp.fin_key!r} is not a field of the batch ({sorted(batch)})")
+            parsing = batch[hp.fin_key]
+        return Conditions(image, parsing, edges, mask, batch.get("I_gt"), batch.get("landmarks"))
+
+    # ------------------------------------------------------------------ losses
+
+    def critic(self, images: torch.Tensor) -> list[list[torch.Tensor]]:
+        """``D`` activations (per scale, logits last) of ``[B, 3, H, W]`` images."""
+        return self.discriminator(images)
+
+    def generator_loss(self, cond: Conditions, output: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Weighted terms of ``G``'s loss for ``I_out`` (``output``); ``"loss"`` is their sum."""
+        if cond.target is None:
+            raise ConfigError("synthesis: training needs I_gt in the batch (paired data; datamodules/glasses_paste.py makes pairs)")
+        w = self.effective_weights
+        terms: dict[str, torch.Tensor] = {"l1": masked_l1(output, cond.target, cond.mask)}
+        if w["adversarial"] > 0 or w["feature_matching"] > 0:
+            fake = self.critic(output)
+            terms["adversarial"] = generator_adversarial([f[-1] for f in fake], self.loss_cfg["adversarial"])
+            if w["feature_matching"] > 0:
+                with torch.no_grad():
+                    real = self.critic(cond.target)
+                terms["feature_matching"] = feature_matching(fake, real)
+        features = self._frozen.get("features")
+        parsing_logits = None
+        if features is not None and w["perceptual"] > 0:
+            fake_feats = features(self._feature_input(features, output, cond))
+            if features.source == "parsing":
+                parsing_logits = features.network_output["parsing"]
+            with torch.no_grad():
+                real_feats = features(self._feature_input(features, cond.target, cond))
+            terms["perceptual"] = perceptual(fake_feats, real_feats, self.loss_cfg["perceptual_layer_weights"] or None)
+        if w["parsing"] > 0:
+            if parsing_logits is None:
+                parsing_logits = self._net("parsing", output.device)(output)["parsing"]
+            target = cond.parsing if cond.parsing is not None and cond.parsing.dim() == 3 else None
+            if target is None:
+                raise ConfigError("synthesis: the parsing-consistency term needs M_fin labels (model.use_parsing)")
+            terms["parsing"] = parsing_consistency(parsing_logits, target, cond.mask, IGNORE_LABEL)
+        if w["identity"] > 0:
+            network = self._net("identity", output.device)
+            with torch.no_grad():
+                reference = self._embed(network, cond.target, cond.landmarks)
+            terms["identity"] = identity_loss(self._embed(network, output, cond.landmarks), reference)
+        total = sum(w[k] * v for k, v in terms.items() if w[k] > 0)
+        return {"loss": total, **terms}
+
+    def _feature_input(self, features: FrozenFeatures, images: torch.Tensor, cond: Conditions) -> torch.Tensor:
+        features.to(images.device)
+        if features.source == "identity":
+            return self._crop(features.network, images, cond.landmarks)
+        return images
+
+    @staticmethod
+    def _crop(network: Any, images: torch.Tensor, landmarks: torch.Tensor | None) -> torch.Tensor:
+        """Identity-network input: aligned to its 5-point template with the batch's 68 landmarks,
+        else the whole image resized (both images of a pair share their geometry either way)."""
+        if landmarks is not None and landmarks.shape[-2] == 68:
+            from occrecon.alignment import align_faces
+            from occrecon.landmarks import five_points
+
+            return align_faces(images, five_points(landmarks.float()), network.template, network.input_size)
+        size = int(network.input_size)
+        return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+    def _embed(self, network: Any, images: torch.Tensor, landmarks: torch.Tensor | None) -> torch.Tensor:
+        return network(self._crop(network, images, landmarks))
+
+    def discriminator_loss(self, cond: Conditions, output: torch.Tensor) -> torch.Tensor:
+        """``L_D`` of real ``I_gt`` vs the (detached) ``I_out``."""
+        real = self.critic(cond.target)
+        fake = self.critic(output.detach())
+        return discriminator_adversarial([r[-1] for r in real], [f[-1] for f in fake], self.loss_cfg["adversarial"])
+
+    @property
+    def discriminator_active(self) -> bool:
+        """``D`` trains only when a term uses it."""
+        return self.effective_weights["adversarial"] > 0 or self.effective_weights["feature_matching"] > 0
+
+    # ------------------------------------------------------------------ training (manual optimisation)
+
+    def schedule(self, batch_index: int) -> tuple[bool, bool]:
+        """``(G steps, D steps)`` on the ``batch_index``-th training batch (0-based, over the whole run)."""
+        hp = self.hparams
+        return batch_index % hp.generator_every == 0, self.discriminator_active and batch_index % hp.discriminator_every == 0
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        g_opt, d_opt = self.optimizers()
+        cond = self.conditions(batch)
+        do_g, do_d = self.schedule(int(self.batches_seen))
+        logs: dict[str, torch.Tensor] = {}
+        output = None
+        if do_g:
+            with self.toggled_optimizer(g_opt):
+                output = self.generator(cond.image, cond.parsing, cond.edges, cond.mask)["output"]
+                terms = self.generator_loss(cond, output)
+                g_opt.zero_grad()
+                self.manual_backward(terms["loss"])
+                self._clip(g_opt)
+                g_opt.step()
+            if self.generator_ema is not None:
+                self.generator_ema.update_parameters(self.generator)
+            logs.update({f"train/{'g_loss' if k == 'loss' else k}": v.detach() for k, v in terms.items()})
+        if do_d:
+            with self.toggled_optimizer(d_opt):
+                if output is None:
+                    with torch.no_grad():
+                        output = self.generator(cond.image, cond.parsing, cond.edges, cond.mask)["output"]
+                d_loss = self.discriminator_loss(cond, output)
+                d_opt.zero_grad()
+                self.manual_backward(d_loss)
+                self._clip(d_opt)
+                d_opt.step()
+            logs["train/d_loss"] = d_loss.detach()
+        self.batches_seen += 1
+        self._step_schedulers("step")
+        logs["train/batches"] = self.batches_seen.float()
+        self.log_dict(logs, batch_size=cond.image.shape[0])
+        every = self.hparams.image_log_every_n_steps
+        if every > 0 and output is not None and (int(self.batches_seen) - 1) % every == 0 and image_loggers(self.logger):
+            from occrecon.evaluation.synthesis import synthesis_grid
+
+            log_image(self.logger, "train/synthesis", synthesis_grid(batch, output.detach()), self.global_step)
+
+    def on_train_start(self) -> None:
+        if self.logger is not None:
+            self.logger.log_hyperparams({"effective_loss_weights": self.effective_weights, "disabled_terms": self.disabled})
+
+    def _clip(self, opt: Any) -> None:
+        if self.hparams.gradient_clip_val > 0:
+            self.clip_gradients(opt, self.hparams.gradient_clip_val, self.hparams.gradient_clip_algorithm)
+
+    def _step_schedulers(self, interval: str) -> None:
+        if self.scheduler_cfg["name"] == "none" or self.scheduler_cfg["interval"] != interval:
+            return
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            scheduler.step()
+
+    def on_train_epoch_end(self) -> None:
+        self._step_schedulers("epoch")
+
+    def configure_optimizers(self) -> list[dict[str, Any]]:
+        scheduler = dict(self.scheduler_cfg)
+        if scheduler["interval"] == "step" and not scheduler["t_max"] and self.trainer.max_steps > 0:
+            # schedulers step once per batch, but max_steps counts G and D steps
+            scheduler["t_max"] = max(1, self.trainer.max_steps // 2)
+        g = build_optimization(self, self.optimizer_cfg, scheduler, self.generator.parameters())
+        d = build_optimization(self, self.disc_cfg["optimizer"], scheduler, self.discriminator.parameters())
+        return [g, d]
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["synthesis"] = {"effective_weights": dict(self.effective_weights), "disabled": dict(self.disabled)}
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _eval_step(self, batch: dict[str, Any], prefix: str) -> None:
+        from torchmetrics.functional.image import peak_signal_noise_ratio
+
+        cond = self.conditions(batch)
+        if cond.target is None:
+            return
+        output = self.synthesize(cond.image, cond.parsing, cond.edges, cond.mask)
+        inside = cond.mask.expand_as(output) > 0.5
+        if not inside.any():
+            return
+        size = cond.image.shape[0]
+        values = {
+            f"{prefix}/l1_mask": masked_l1(output, cond.target, cond.mask, eps=0.0),
+            f"{prefix}/psnr_mask": peak_signal_noise_ratio(output[inside], cond.target[inside], data_range=1.0),
+            f"{prefix}/psnr_mask_input": peak_signal_noise_ratio(cond.image[inside], cond.target[inside], data_range=1.0),
+        }
+        self.log_dict(values, batch_size=size, sync_dist=True)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        cond = self.conditions(batch)
+        return {"I_out": self.synthesize(cond.image, cond.parsing, cond.edges, cond.mask), "mask": cond.mask}
+
+
+def load_parsing_network(path: str) -> torch.nn.Module:
+    """The frozen ``FaceParsingNet`` of a parsing-stage checkpoint (eval mode, no parameter gradients)."""
+    from pathlib import Path
+
+    from occrecon.errors import MissingAssetError
+    from occrecon.nets.identity import freeze
+    from occrecon.systems.parsing import ParsingSystem
+
+    if not Path(path).is_file():
+        raise MissingAssetError(f"model.parsing_ckpt: {path} not found (a checkpoint of `occrecon fit` with stage: parsing)")
+    system = ParsingSystem.load_from_checkpoint(str(path), map_location="cpu", weights_only=True)
+    return freeze(system.net)
+
+
+def train_step(system: SynthesisSystem, batch: dict[str, Any], optimizers: tuple[torch.optim.Optimizer, ...]) -> dict[str, float]:
+    """One ``G`` step and one ``D`` step outside Lightning (plain ``backward``), for benchmarks
+    (``bench/train_step.py``'s synthesis row): the same losses as :meth:`SynthesisSystem.training_step`.
+
+    ``optimizers``: ``(g_opt, d_opt)``, e.g. ``[o["optimizer"] for o in system.configure_optimizers()]``
+    after ``system.trainer`` is unset (``configure_optimizers`` reads no trainer for schedulers ``none``).
+    Call :meth:`SynthesisSystem.build_frozen_networks` once before. Returns the losses as floats.
+    """
+    g_opt, d_opt = optimizers
+    cond = system.conditions(batch)
+    system.discriminator.requires_grad_(False)
+    output = system.generator(cond.image, cond.parsing, cond.edges, cond.mask)["output"]
+    terms = system.generator_loss(cond, output)
+    g_opt.zero_grad()
+    terms["loss"].backward()
+    g_opt.step()
+    system.discriminator.requires_grad_(True)
+    d_loss = system.discriminator_loss(cond, output)
+    d_opt.zero_grad()
+    d_loss.backward()
+    d_opt.step()
+    if system.generator_ema is not None:
+        system.generator_ema.update_parameters(system.generator)
+    return {"g_loss": float(terms["loss"]), "d_loss": float(d_loss)}
+
+
+def random_batch(batch_size: int = 4, size: int = 64, seed: int = 0, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """A synthetic-shaped batch of random content (``I_in``, ``I_gt``, ``parsing_gt``, ``occluder_mask``,
+    ``edge_lines`` at ``size / 4``) for benchmarks and smoke tests; no data set needed."""
+    g = torch.Generator().manual_seed(seed)
+    gt = torch.rand(batch_size, 3, size, size, generator=g)
+    mask = torch.zeros(batch_size, 1, size, size)
+    mask[:, :, size // 4 : size // 2, size // 8 : -size // 8] = 1.0
+    image = torch.where(mask > 0.5, torch.rand(batch_size, 3, size, size, generator=g), gt)
+    batch = {
+        "I_in": image, "I_gt": gt, "occluder_mask": mask,
+        "parsing_gt": torch.randint(0, 19, (batch_size, size, size), generator=g),
+        "edge_lines": torch.rand(batch_size, NUM_EDGE_LINES, size // 4, size // 4, generator=g),
+    }  # fmt: skip
+    return {k: v.to(device) for k, v in batch.items()}
