@@ -78,3 +78,30 @@ def test_errors():
         layout.join(type(c)(**{**c.as_dict(), "id": torch.zeros(2, 5)}))
     with pytest.raises(ConfigError):
         CoefficientLayout.make("bfm", 1, 1, 1)
+
+
+def test_layout_of_recognises_the_size_and_every_caller_shares_its_error():
+    """One home for "which layout is this vector": the model, the renderer and the system agree."""
+    from occrecon.facemodel import load_face_model
+    from occrecon.facemodel.layout import layout_of
+    from occrecon.render.face import render_face
+    from occrecon.render.mesh_renderer import MeshRenderer
+
+    model = load_face_model("procedural")
+    paper, deep3d = model.layout("paper").size, model.layout("deep3d").size
+    assert deep3d - paper == 18  # deep3d: 3 angles + 27 SH + 3 translation; paper: 9 SH + 6 pose
+    assert layout_of(model, torch.zeros(2, paper)).kind == "paper"
+    assert layout_of(model, torch.zeros(2, deep3d)).kind == "deep3d"
+    wrong = torch.zeros(2, paper + 1)
+    expected = (
+        f"coefficients must have shape [B, {paper}] (paper) or [B, {deep3d}] (deep3d) for face model "
+        f"'{model.name}' (the coefficients must come from this face model), got [2, {paper + 1}]"
+    )
+    for call in (lambda: layout_of(model, wrong), lambda: model(wrong),
+                 lambda: render_face(model, wrong, MeshRenderer("torch", 16)),
+                 lambda: layout_of(model, torch.zeros(paper))):  # fmt: skip
+        with pytest.raises(ShapeError) as info:
+            call()
+        assert str(info.value).split(", got")[0] == expected.split(", got")[0]
+    with pytest.raises(ShapeError, match=r"got \[2, " + str(paper + 1)):
+        layout_of(model, wrong)

@@ -15,6 +15,7 @@ Group sizes follow the loaded face model. Nothing else in occrecon slices ``y`` 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import torch
 
@@ -192,3 +193,21 @@ class CoefficientLayout:
     def zeros_like_split(self, batch: int, device: torch.device | str | None = None) -> Coefficients:
         """:class:`Coefficients` of zeros (convenient to fill groups by name, then :meth:`join`)."""
         return self.split(self.zeros(batch, device))
+
+
+def layout_of(model: Any, y: torch.Tensor) -> CoefficientLayout:
+    """The layout of ``model`` (``paper`` or ``deep3d``) whose size matches ``y`` ``[B, size]``.
+
+    The two sizes of one model always differ by 18, so the size names the layout. ``model`` is
+    anything with ``layout(kind)`` and ``name`` (a :class:`~occrecon.facemodel.morphable.MorphableModel`).
+    Raises :class:`ShapeError` naming both sizes and the face model otherwise.
+    """
+    layouts = [model.layout(kind) for kind in LAYOUT_KINDS]
+    for layout in layouts:
+        if y.dim() == 2 and y.shape[1] == layout.size:
+            return layout
+    sizes = " or ".join(f"[B, {layout.size}] ({layout.kind})" for layout in layouts)
+    name = getattr(model, "name", type(model).__name__)
+    expected = f"{sizes} for face model {name!r} (the coefficients must come from this face model)"
+    raise ShapeError("coefficients", expected, tuple(y.shape))
+

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from occrecon.errors import ShapeError
-from occrecon.facemodel.layout import CoefficientLayout, Coefficients
+from occrecon.facemodel.layout import CoefficientLayout, Coefficients, layout_of
 from occrecon.utils.checks import check_shape
 
 MM_PER_DECIMETRE = 100.0
@@ -201,18 +201,9 @@ class MorphableModel(nn.Module):
             :class:`FaceGeometry` with ``[B, V, 3]`` vertices, unit normals and albedo.
         """
         if isinstance(coeffs, torch.Tensor):
-            coeffs = self._layout_for(coeffs).split(coeffs)
+            coeffs = layout_of(self, coeffs).split(coeffs)
         vertices = self.shape(coeffs.id, coeffs.exp)
         return FaceGeometry(vertices, self.vertex_normals(vertices), self.albedo(coeffs.tex))
-
-    def _layout_for(self, y: torch.Tensor) -> CoefficientLayout:
-        if y.dim() == 2:
-            for kind in ("paper", "deep3d"):
-                layout = self.layout(kind)
-                if y.shape[1] == layout.size:
-                    return layout
-        sizes = f"{self.layout('paper').size} (paper) or {self.layout('deep3d').size} (deep3d)"
-        raise ShapeError("coefficients", f"[B, {sizes}]", tuple(y.shape))
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, V={self.num_vertices}, F={self.triangles.shape[0]}, id={self.n_id}, exp={self.n_exp}, tex={self.n_tex}"

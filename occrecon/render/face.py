@@ -2,21 +2,18 @@
 
 Duck-typed against :class:`occrecon.facemodel.morphable.MorphableModel` (``layout(kind)``,
 ``forward(Coefficients) -> FaceGeometry``, buffers ``triangles``, ``region_labels``,
-``landmark_indices``) so the renderer does not import the face-model package.
+``landmark_indices``); the layout of ``y`` is recognised by :func:`occrecon.facemodel.layout.layout_of`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from occrecon.errors import ShapeError
+from occrecon.facemodel.layout import Coefficients, layout_of
 from occrecon.geometry.camera import Camera, PerspectiveCamera, ScaledOrthographicCamera
 from occrecon.render.mesh_renderer import MeshRenderer, RenderOutput
-
-if TYPE_CHECKING:
-    from occrecon.facemodel.layout import Coefficients
 
 
 def camera_for_layout(kind: str, image_size: int | tuple[int, int]) -> Camera:
@@ -35,15 +32,6 @@ def camera_pose(coefficients: Coefficients) -> torch.Tensor:
     return torch.cat([c.angles, c.translation], 1)
 
 
-def _layout_of(model: Any, coeffs: torch.Tensor) -> Any:
-    for kind in ("paper", "deep3d"):
-        layout = model.layout(kind)
-        if coeffs.dim() == 2 and coeffs.shape[1] == layout.size:
-            return layout
-    expect = f"[B, {model.layout('paper').size}] or [B, {model.layout('deep3d').size}]"
-    raise ShapeError("coefficients", expect, tuple(coeffs.shape))
-
-
 def render_face(
     model: Any, coeffs: torch.Tensor, renderer: MeshRenderer, camera: Camera | None = None, shading: str = "vertex"
 ) -> RenderOutput:
@@ -52,7 +40,7 @@ def render_face(
     The camera defaults to :func:`camera_for_layout` of the coefficient layout at the renderer's
     resolution.
     """
-    layout = _layout_of(model, coeffs)
+    layout = layout_of(model, coeffs)
     c = layout.split(coeffs)
     geom = model(c)
     camera = camera or camera_for_layout(layout.kind, renderer.resolution)

@@ -34,6 +34,7 @@ from occrecon.errors import ConfigError
 from occrecon.evaluation.common import scalar_metrics
 from occrecon.evaluation.reconstruction import reconstruction_grid
 from occrecon.facemodel import load_face_model
+from occrecon.facemodel.layout import layout_of
 from occrecon.labels import CELEBAMASK
 from occrecon.landmarks import five_points
 from occrecon.losses.reconstruction import (
@@ -232,19 +233,8 @@ class ReconstructionSystem(L.LightningModule):
 
     def vertices(self, y: torch.Tensor) -> torch.Tensor:
         """Model-space mesh ``[B, V, 3]`` (decimetres) of coefficients in either layout."""
-        c = self._layout_of(y).split(y)
+        c = layout_of(self.face_model, y).split(y)
         return self.face_model.shape(c.id, c.exp)
-
-    def _layout_of(self, y: torch.Tensor):  # noqa: ANN202 - CoefficientLayout
-        for kind in ("paper", "deep3d"):
-            candidate = self.face_model.layout(kind)
-            if y.shape[-1] == candidate.size:
-                return candidate
-        raise ConfigError(
-            f"coefficients of size {y.shape[-1]} do not fit face model {self.face_model.name!r} "
-            f"({self.face_model.layout('paper').size} or {self.face_model.layout('deep3d').size}); "
-            "model.face_model must be the model the data were generated with"
-        )
 
     # -- batches and losses ---------------------------------------------------------------------
     def prepare(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -323,7 +313,7 @@ class ReconstructionSystem(L.LightningModule):
             values["error"] = vertex_error(pred_v, gt_v, "rigid", face)
             values["error_sim"] = vertex_error(pred_v, gt_v, "similarity", face)
             values["error_mm"], values["error_sim_mm"] = values["error"] * mm, values["error_sim"] * mm
-            gt_id = self._layout_of(gt).split(gt).id
+            gt_id = layout_of(self.face_model, gt).split(gt).id
             values["id_cosine"] = coefficient_cosine(self.layout.split(y).id, gt_id)
         return values
 
