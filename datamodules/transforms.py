@@ -10,8 +10,9 @@ consistent. Details:
 * Keypoints are never dropped (``remove_invisible=False``); points that leave the frame are marked
   invisible by ``assemble_sample``.
 * Horizontal flip swaps left/right: landmark order through ``FLIP_68`` / ``FLIP_AFLW19`` and labels
-  through the data set's table (``CELEBAMASK_FLIP`` / ``HELEN_FLIP``), because ``l_``/``r_`` and the
-  iBUG points are image-side.
+  through the data set's table (``CELEBAMASK_FLIP`` / ``HELEN_FLIP``). A flip mirrors the face, so
+  every side convention swaps: the iBUG order (image side), CelebAMask-HQ's ``l_``/``r_`` (the
+  subject's side) and Helen's (the viewer's side); see ``occrecon.labels``.
 * Pixels that come from outside the crop get image 0 and label ``IGNORE_LABEL``.
 * Randomness comes only from the ``numpy.random.Generator`` passed in (one per worker, see
   ``datamodules.common.seed_worker``): the same generator state gives the same augmentation.

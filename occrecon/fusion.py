@@ -1,6 +1,9 @@
 """Fusion of the parsing map ``M_fa`` and the edge-lines map ``M_edge`` into ``M_fin`` (paper §3, Fig. 1).
 
-The paper defers to "Zhao et al.'s Algorithm" which is not public; this is occrecon's design.
+The paper defers to "Zhao et al.'s Algorithm", its reference [42]: Zhao & Qi, "Generative face
+parsing map guided 3D face reconstruction under occluded scenes", CGI 2021. That algorithm is not
+available to us (no code or detailed description we could obtain); what follows is occrecon's own
+design.
 ``M_fa`` labels occluders (glasses as ``eye_g``, hands as background) but cannot see the parts under
 them; ``M_edge`` was trained to keep predicting the facial lines through occluders. So:
 
@@ -18,7 +21,10 @@ them; ``M_edge`` was trained to keep predicting the facial lines through occlude
    missing the outer pair is split at its midpoint); a brow is the band of the brow thickness
    below its brow line (300W brow points trace the upper brow edge; the thickness is measured
    from the visible part of that brow, else the mirrored brow, else 0.2 x the brow's length); the
-   nose is the convex hull of the bridge and nose-bottom curves.
+   nose is the convex hull of the bridge and nose-bottom curves. Sides: the line names follow the
+   iBUG landmarks (image side: ``l_eye_upper`` is the eye on the image's left) while CelebAMask-HQ
+   labels name the subject's side, so ``l_eye`` grows from the ``r_eye_*`` lines
+   (:func:`occrecon.labels.image_side`; Helen's viewer-side labels map straight).
 4. **Relabelling** — ``M_fin = M_fa`` outside ``O``. Inside ``O`` and the hull a pixel takes the
    first part whose re-grown region contains it (priority eyes, brows, inner mouth, lips, nose),
    else skin. Occluded pixels outside the hull (a glasses temple over the hair) take the label of
@@ -42,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import distance_transform_edt
 
-from occrecon.labels import CELEBAMASK_CLASSES
+from occrecon.labels import CELEBAMASK_CLASSES, image_side
 from occrecon.landmarks import EDGE_LINE_NAMES, NUM_EDGE_LINES, edge_line_heatmaps
 from occrecon.utils.checks import check_shape
 
@@ -152,13 +158,15 @@ def part_regions(
     height = heat.shape[1]
     r = {name: ridge(heat[i], tau) for name, i in _LINE.items()}
     label = {n: classes.index(n) for n in FACE_PART_NAMES if n in classes}
+    line_side = image_side(classes)  # label prefix -> image side of the (image-side) line names
     regions: list[tuple[int, np.ndarray]] = []
     for side in ("l", "r"):
         if f"{side}_eye" in label:
-            regions.append((label[f"{side}_eye"], _between(r[f"{side}_eye_upper"], r[f"{side}_eye_lower"], height)))
+            upper, lower = r[f"{line_side[side]}_eye_upper"], r[f"{line_side[side]}_eye_lower"]
+            regions.append((label[f"{side}_eye"], _between(upper, lower, height)))
     for side, other in (("l", "r"), ("r", "l")):
         if f"{side}_brow" in label:
-            line = r[f"{side}_brow"]
+            line = r[f"{line_side[side]}_brow"]
             t = _brow_thickness(parsing, occluded, label[f"{side}_brow"], label.get(f"{other}_brow", -1), line)
             regions.append((label[f"{side}_brow"], _between(line, line + t, height)))
     uo, ui, li, lo = r["upper_lip_outer"], r["upper_lip_inner"], r["lower_lip_inner"], r["lower_lip_outer"]

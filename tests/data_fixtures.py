@@ -86,7 +86,7 @@ def landmarks68(center: tuple[float, float], radius: float) -> np.ndarray:
 
 
 def helen_labels(height: int, width: int) -> np.ndarray:
-    """A label map with every Helen class in a block (left classes on the image's left)."""
+    """A label map with every Helen class in a block (Helen's "left" = the viewer's: on the image's left)."""
     labels = np.zeros((height, width), np.int64)
     labels[: height // 5] = 10  # hair
     labels[height // 5 :, width // 6 : 5 * width // 6] = 1  # skin
@@ -125,11 +125,12 @@ CELEBA_ORIG = (100, 162769, 162770, 182636, 182637, 190000)  # train, train, val
 
 
 def celeba_parts(size: int) -> dict[str, np.ndarray]:
-    """Binary masks (0/255) of a few parts; ``l_eye`` on the image's left."""
+    """Binary masks (0/255) of a few parts; ``l_eye`` on the image's right (the subject's left, as in
+    CelebAMask-HQ)."""
     parts = {name: np.zeros((size, size), np.uint8) for name in ("skin", "l_eye", "r_eye", "nose", "hair")}
     parts["skin"][size // 4 :, size // 5 : 4 * size // 5] = 255
-    parts["l_eye"][size // 2 : size // 2 + 2, size // 4 : size // 4 + 3] = 255
-    parts["r_eye"][size // 2 : size // 2 + 2, 3 * size // 4 - 3 : 3 * size // 4] = 255
+    parts["r_eye"][size // 2 : size // 2 + 2, size // 4 : size // 4 + 3] = 255
+    parts["l_eye"][size // 2 : size // 2 + 2, 3 * size // 4 - 3 : 3 * size // 4] = 255
     parts["nose"][5 * size // 8 : 5 * size // 8 + 2, size // 2 - 1 : size // 2 + 1] = 255
     parts["hair"][: size // 4] = 255
     return parts

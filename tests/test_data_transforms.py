@@ -22,12 +22,13 @@ SIZE = 64
 def eye_sample() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Image, order-A labels and 68 landmarks where the eye labels sit on the eye landmarks.
 
-    The image-left eye (points 36-41, label l_eye) is drawn red, the image-right eye green.
+    The image-left eye (points 36-41, the subject's right: label r_eye) is drawn red, the image-right
+    eye (l_eye) green.
     """
     points = landmarks68((SIZE / 2, SIZE / 2), SIZE / 4)
     image = np.full((SIZE, SIZE, 3), 90, np.uint8)
     labels = np.full((SIZE, SIZE), CELEBAMASK["skin"], np.int64)
-    for group, label, colour in ((range(36, 42), "l_eye", (255, 0, 0)), (range(42, 48), "r_eye", (0, 255, 0))):
+    for group, label, colour in ((range(36, 42), "r_eye", (255, 0, 0)), (range(42, 48), "l_eye", (0, 255, 0))):
         lo = np.floor(points[list(group)].min(0)).astype(int)
         hi = np.ceil(points[list(group)].max(0)).astype(int)
         labels[lo[1] : hi[1], lo[0] : hi[0]] = CELEBAMASK[label]
@@ -51,10 +52,10 @@ def test_flip_moves_eye_labels_and_landmarks_to_the_mirrored_features() -> None:
     np.testing.assert_allclose(
         out_points[36:42].mean(0), [SIZE - points[42:48, 0].mean(), points[42:48, 1].mean()], atol=1e-4
     )
-    assert label_at(out_labels, left_eye) == CELEBAMASK["l_eye"]
-    assert label_at(out_labels, out_points[42:48].mean(0)) == CELEBAMASK["r_eye"]
+    assert label_at(out_labels, left_eye) == CELEBAMASK["r_eye"]
+    assert label_at(out_labels, out_points[42:48].mean(0)) == CELEBAMASK["l_eye"]
     assert tuple(out[int(left_eye[1]), int(left_eye[0])]) == (0, 255, 0)
-    # the old l_eye region (red) now carries r_eye and sits under points 42-47
+    # the old r_eye region (red) now carries l_eye and sits under points 42-47
     right_eye = out_points[42:48].mean(0)
     assert tuple(out[int(right_eye[1]), int(right_eye[0])]) == (255, 0, 0)
     assert vis.all() and out_points.shape == (68, 2)
@@ -81,8 +82,8 @@ def test_rotation_keeps_landmarks_on_their_features_and_pads_labels_with_ignore(
     rng = np.random.default_rng(5)
     for _ in range(5):
         _, out_labels, out_points, _ = augment(image, labels, points, np.ones(68, bool), rng)
-        assert label_at(out_labels, out_points[36:42].mean(0)) == CELEBAMASK["l_eye"]
-        assert label_at(out_labels, out_points[42:48].mean(0)) == CELEBAMASK["r_eye"]
+        assert label_at(out_labels, out_points[36:42].mean(0)) == CELEBAMASK["r_eye"]
+        assert label_at(out_labels, out_points[42:48].mean(0)) == CELEBAMASK["l_eye"]
     # a 40 degree rotation of a full-frame map must bring in unannotated corners
     assert (out_labels == IGNORE_LABEL).any()
 

@@ -32,7 +32,7 @@ def test_front_file_round_trip(tmp_path, proc):
     assert np.array_equal(model.skin_mask.numpy(), proc.skin_mask)
     # regions derived from the landmarks put the eye and lip landmarks in their regions
     lab = model.region_labels[model.landmark_indices].numpy()
-    assert (lab[36:42] == L["l_eye"]).all() and (lab[42:48] == L["r_eye"]).all()
+    assert (lab[36:42] == L["r_eye"]).all() and (lab[42:48] == L["l_eye"]).all()  # subject-side labels
     assert np.isin(lab[48:60], [L["u_lip"], L["l_lip"]]).all() and lab[30] == L["nose"]
     # the procedural mesh is exactly symmetric, so the estimated mirror map finds every pair
     assert np.array_equal(model.mirror_index.numpy(), proc.mirror_index)

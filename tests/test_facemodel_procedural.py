@@ -51,14 +51,15 @@ def test_mirror_map_is_an_exact_symmetry(data):
 
 def test_landmarks_lie_in_their_regions(data):
     lab = data.region_labels[data.landmark_indices]
-    assert (lab[36:42] == L["l_eye"]).all() and (lab[42:48] == L["r_eye"]).all()
-    assert (lab[17:22] == L["l_brow"]).all() and (lab[22:27] == L["r_brow"]).all()
+    # subject-side labels on image-side landmarks: the image-left eye/brow (36-41, 17-21) is r_
+    assert (lab[36:42] == L["r_eye"]).all() and (lab[42:48] == L["l_eye"]).all()
+    assert (lab[17:22] == L["r_brow"]).all() and (lab[22:27] == L["l_brow"]).all()
     assert np.isin(lab[48:60], [L["u_lip"], L["l_lip"]]).all()
     assert np.isin(lab[60:68], [L["u_lip"], L["l_lip"], L["mouth"]]).all()
     assert lab[30] == L["nose"]
-    # image-side convention: l_ = image left = negative x
+    # CelebAMask-HQ convention: l_ = the subject's left = the image's right = positive x
     x = data.mean_shape[:, 0]
-    assert (x[data.region_labels == L["l_eye"]] < 0).all() and (x[data.region_labels == L["r_eye"]] > 0).all()
+    assert (x[data.region_labels == L["l_eye"]] > 0).all() and (x[data.region_labels == L["r_eye"]] < 0).all()
     lm = data.mean_shape[data.landmark_indices]
     assert lm[0, 0] < lm[8, 0] < lm[16, 0] and lm[36, 0] < lm[39, 0] < lm[42, 0] < lm[45, 0]
     assert lm[8, 1] < lm[57, 1] < lm[51, 1] < lm[33, 1] < lm[27, 1] < lm[19, 1]  # chin -> brow, upwards

@@ -65,7 +65,7 @@ def test_landmarks_follow_the_mapping_and_contours(model):
     x = model.mean_shape[lm, 0].numpy()
     assert x[0] < 0 < x[16] and x[36] < x[45]  # image-side convention
     lab = model.region_labels[lm].numpy()
-    assert (lab[36:42] == L["l_eye"]).all() and (lab[42:48] == L["r_eye"]).all()
+    assert (lab[36:42] == L["r_eye"]).all() and (lab[42:48] == L["l_eye"]).all()  # subject-side labels
     assert np.isin(lab[48:60], [L["u_lip"], L["l_lip"]]).all()
 
 

@@ -46,14 +46,16 @@ def _poly(canvas: np.ndarray, points: np.ndarray, label: int) -> None:
 
 
 def draw_parsing(p: np.ndarray, brow_thickness: float = 8.0) -> np.ndarray:
-    """Ground-truth label map drawn from the landmarks as polygons (independent of the fusion code)."""
+    """Ground-truth label map drawn from the landmarks as polygons (independent of the fusion code).
+
+    CelebAMask-HQ sides are the subject's: the image-left brow/eye (points 17-21, 36-41) is r_."""
     m = np.zeros((SIZE, SIZE), np.uint8)
     cv2.ellipse(m, (128, 124), (84, 110), 0, 0, 360, L["skin"], -1)
-    for brow, label in ((p[17:22], L["l_brow"]), (p[22:27], L["r_brow"])):
+    for brow, label in ((p[17:22], L["r_brow"]), (p[22:27], L["l_brow"])):
         _poly(m, np.concatenate([brow, brow[::-1] + [0, brow_thickness]]), label)
     _poly(m, np.concatenate([p[27:28], p[31:36]]), L["nose"])
-    _poly(m, p[36:42], L["l_eye"])
-    _poly(m, p[42:48], L["r_eye"])
+    _poly(m, p[36:42], L["r_eye"])
+    _poly(m, p[42:48], L["l_eye"])
     _poly(m, np.concatenate([p[48:55], p[60:65][::-1]]), L["u_lip"])
     _poly(m, np.concatenate([p[54:60], p[48:49], p[60:61], p[67:63:-1]]), L["l_lip"])
     _poly(m, p[60:68], L["mouth"])

@@ -39,10 +39,12 @@ def test_label_flip_swaps_pairs_and_is_an_involution(table, classes):
             assert table[i] == i
 
 
-def test_celebamask_to_helen_keeps_names():
+def test_celebamask_to_helen_keeps_names_and_crosses_sides():
+    # CelebAMask-HQ l_ = the subject's left; Helen's "left" = the viewer's left (occrecon.labels)
+    crossed = {"l_eye": "r_eye", "r_eye": "l_eye", "l_brow": "r_brow", "r_brow": "l_brow"}
     for i, name in enumerate(labels.CELEBAMASK_CLASSES):
         if name in labels.HELEN:
-            assert labels.CELEBAMASK_TO_HELEN[i] == labels.HELEN[name]
+            assert labels.CELEBAMASK_TO_HELEN[i] == labels.HELEN[crossed.get(name, name)]
     assert labels.CELEBAMASK_TO_HELEN[labels.CELEBAMASK["eye_g"]] == 0
 
 

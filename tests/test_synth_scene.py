@@ -55,7 +55,8 @@ def _labels_near(labels: np.ndarray, point: np.ndarray) -> set[int]:
 
 
 def test_landmarks_fall_on_their_regions() -> None:
-    """Eye centres on the eye of the same image side, nose tip on the nose, mouth centre on lips/mouth."""
+    """Eye centres on their eye (image-left points 36-41 on the subject's right eye r_eye), nose tip on
+    the nose, mouth centre on lips/mouth."""
     ctx = SceneContext.create(
         SynthConfig(n=16, size=SIZE, seed=5, max_yaw_deg=30, p_glasses=0.0, p_hand=0.0, p_hair=0.0)
     )
@@ -66,8 +67,8 @@ def test_landmarks_fall_on_their_regions() -> None:
         assert L["nose"] in _labels_near(lab, lm[30])
         assert _labels_near(lab, lm[60:68].mean(0)) & {L["mouth"], L["u_lip"], L["l_lip"]}
         left, right = _labels_near(lab, lm[36:42].mean(0)), _labels_near(lab, lm[42:48].mean(0))
-        assert L["r_eye"] not in left and L["l_eye"] not in right  # sides never swapped
-        eyes_ok += L["l_eye"] in left and L["r_eye"] in right
+        assert L["l_eye"] not in left and L["r_eye"] not in right  # sides never swapped
+        eyes_ok += L["r_eye"] in left and L["l_eye"] in right
     assert eyes_ok >= 10  # a closed eye may leave no eye pixel under its centre
 
 

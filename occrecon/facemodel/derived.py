@@ -3,10 +3,13 @@
 Used by the SFM and BFM readers (which ship no semantic regions, and BFM no mirror map or
 texture coordinates). Rules, all on the mean shape in model space seen from the front:
 
-* regions: polygons through the 68 landmarks (eyes 36-41 / 42-47, inner mouth 60-67, upper lip
+* regions: polygons through the 68 landmarks (eyes 42-47 = ``l_eye`` / 36-41 = ``r_eye``, inner mouth 60-67, upper lip
   48-54 + 64-60, lower lip 54-59, 48 + 60-67-64), a nose polygon from the bridge top (27) widened
   by 0.07 dm down to the nostrils (31-35) widened by 0.03 dm, brow bands within 0.03 dm of the
-  brow polylines (17-21, 22-26), and neck = below the jaw polyline (0-16) by more than 0.02 dm.
+  brow polylines (22-26 = ``l_brow``, 17-21 = ``r_brow``), and neck = below the jaw polyline (0-16)
+  by more than 0.02 dm. Sides: labels are CelebAMask-HQ's (subject's own side), landmarks iBUG's
+  image-side order, so the subject's left eye ``l_eye`` is points 42-47, at ``+x`` in model space
+  (the image's right, ``CONVENTIONS.md``).
   A vertex counts only where its normal faces the camera (``n_z > 0``); polygons include a 0.01 dm
   margin so landmark vertices on a boundary fall inside their region. Everything else is skin.
 * mirror map: nearest vertex of the reflected mean (``x -> -x``) within a tolerance, else -1.
@@ -57,9 +60,10 @@ def regions_from_landmarks(vertices: np.ndarray, normals: np.ndarray, landmarks:
         lm[35] + [0.03, 0.0], lm[35] + [0.03, 0.05], lm[27] + [0.07, 0.0],
     ])  # fmt: skip
     labels[facing & _inside(xy, nose)] = L["nose"]
-    for name, idx in (("l_brow", range(17, 22)), ("r_brow", range(22, 27))):
+    # subject-side labels on image-side landmarks: the subject's left brow/eye is the image-right one
+    for name, idx in (("r_brow", range(17, 22)), ("l_brow", range(22, 27))):
         labels[facing & (_segment_distance(xy, lm[list(idx)], closed=False) < BROW_HALF_WIDTH)] = L[name]
-    for name, idx in (("l_eye", range(36, 42)), ("r_eye", range(42, 48))):
+    for name, idx in (("r_eye", range(36, 42)), ("l_eye", range(42, 48))):
         labels[facing & _inside(xy, lm[list(idx)])] = L[name]
     upper = lm[[48, 49, 50, 51, 52, 53, 54, 64, 63, 62, 61, 60]]
     lower = lm[[54, 55, 56, 57, 58, 59, 48, 60, 67, 66, 65, 64]]

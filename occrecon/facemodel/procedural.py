@@ -56,7 +56,7 @@ def region_labels(c: ps.Construction) -> np.ndarray:
     p = dict(ps.DEFAULTS)
     labels = np.full(c.x0.shape, L["skin"], dtype=np.int64)
     front = (c.front > 0.1) & (c.row >= c.grid.chin_row)
-    left = c.x0 < 0  # image left (subject's right): the l_ labels
+    subject_left = c.x0 > 0  # +x = the image's right = the subject's left: the l_ labels (CONVENTIONS.md)
     labels[c.row < c.grid.chin_row] = L["neck"]
     nose_tip = ps.NOSE_TIP_Y
     nose = front & (ps.nose_relief(c, p) > 0.035) & (c.y0 > nose_tip - 0.1) & (c.y0 < ps.NOSE_ROOT_Y + 0.03)
@@ -65,10 +65,10 @@ def region_labels(c: ps.Construction) -> np.ndarray:
     arch = np.clip(1.0 - ((xe - 0.01) / 0.2) ** 2, 0.0, None)
     half = 0.026 * (1.0 - 0.5 * np.clip(np.abs((xe - 0.01) / 0.2), 0, 1))
     brow = front & (np.abs(c.y0 - ps.BROW_Y - 0.03 * arch) < half) & (xe > -0.17) & (xe < 0.21)
-    labels[brow] = np.where(left[brow], L["l_brow"], L["r_brow"])
+    labels[brow] = np.where(subject_left[brow], L["l_brow"], L["r_brow"])
     ex, dy, hu, hl = ps.eye_frame(c, p)
     eye = front & (np.abs(ex) < 1) & (dy < hu) & (dy > -hl)
-    labels[eye] = np.where(left[eye], L["l_eye"], L["r_eye"])
+    labels[eye] = np.where(subject_left[eye], L["l_eye"], L["r_eye"])
     hu, hl = ps.lip_heights(c, p)
     m = c.grid.mouth_row
     labels[front & (c.row > m) & (c.y0 - ps.MOUTH_Y < hu)] = L["u_lip"]
@@ -84,7 +84,9 @@ def _nearest(c: ps.Construction, candidates: np.ndarray, x: float, y: float) -> 
 
 
 def landmark_indices(c: ps.Construction, labels: np.ndarray, mean: np.ndarray, mirror: np.ndarray) -> np.ndarray:
-    """68 iBUG landmarks: image-left and mid-line points by construction, the rest by mirroring."""
+    """68 iBUG landmarks: image-left and mid-line points by construction, the rest by mirroring.
+
+    The image-left brow/eye (points 17-21, 36-41) lie on the subject's right ``r_brow``/``r_eye``."""
     front = (c.front > 0.1) & (c.row >= c.grid.chin_row)
     centre = c.col == (c.grid.shape[1] - 1) // 2
     lm = np.full(NUM_LANDMARKS_68, -1, dtype=np.int64)
@@ -95,7 +97,7 @@ def landmark_indices(c: ps.Construction, labels: np.ndarray, mean: np.ndarray, m
         lm[k] = _nearest(c, front & is_label("skin") & ((c.col <= np.argmax(centre)) if k < 8 else centre), x, y)
     for k, xe in zip(range(17, 22), np.linspace(0.19, -0.15, 5), strict=True):  # image-left brow, outer -> inner
         arch = max(0.0, 1.0 - ((xe - 0.01) / 0.2) ** 2)
-        lm[k] = _nearest(c, is_label("l_brow"), -(ps.EYE_X + xe), ps.BROW_Y + 0.03 * arch)
+        lm[k] = _nearest(c, is_label("r_brow"), -(ps.EYE_X + xe), ps.BROW_Y + 0.03 * arch)
     for k, y in zip(range(27, 30), (0.30, 0.18, 0.07), strict=True):  # nose bridge
         lm[k] = _nearest(c, centre & front, 0.0, y)
     nose_col = np.flatnonzero(centre & is_label("nose"))
@@ -115,7 +117,7 @@ def landmark_indices(c: ps.Construction, labels: np.ndarray, mean: np.ndarray, m
         lens = 1.0 - ex**2
         h = ps.EYE_UPPER * lens**0.8 if frac > 0 else ps.EYE_LOWER * lens**0.9
         y = ps.EYE_Y + 0.008 * ex + frac * h
-        lm[k] = _nearest(c, is_label("l_eye"), -(ps.EYE_X + ex * ps.EYE_HALF_WIDTH), y)
+        lm[k] = _nearest(c, is_label("r_eye"), -(ps.EYE_X + ex * ps.EYE_HALF_WIDTH), y)
     half = ps.MOUTH_HALF_WIDTH
     lip = is_label("u_lip", "l_lip")
     lm[48] = _nearest(c, lip & (c.x0 < 0), -0.97 * half, ps.MOUTH_Y)
