@@ -152,19 +152,17 @@ class SynthesisGenerator(nn.Module):
         maps: list[torch.Tensor] = []
         if self.use_parsing:
             if parsing is None:
-                raise ShapeError("SynthesisGenerator: M_fin is required (use_parsing=True) but None was given")
+                raise ShapeError("M_fin (required: use_parsing=True)", "[B, H, W] or [B, C, H, W]", ())
             if parsing.dim() == 3:
                 parsing = one_hot_labels(parsing, self.num_classes)
             if parsing.shape[1] != self.num_classes or tuple(parsing.shape[-2:]) != size:
-                raise ShapeError(
-                    f"M_fin: expected [B, {self.num_classes}, {size[0]}, {size[1]}] (or [B, H, W] labels), "
-                    f"got {list(parsing.shape)}"
-                )
+                expected = f"[B, {self.num_classes}, {size[0]}, {size[1]}] (or [B, H, W] labels)"
+                raise ShapeError("M_fin", expected, tuple(parsing.shape))
             maps.append(parsing.to(mask.dtype))
         if self.use_edges:
             if edges is None or edges.dim() != 4 or edges.shape[1] != self.edge_channels:
-                got = None if edges is None else list(edges.shape)
-                raise ShapeError(f"M_edge: expected [B, {self.edge_channels}, h, w] (use_edges=True), got {got}")
+                got = () if edges is None else tuple(edges.shape)
+                raise ShapeError("M_edge (use_edges=True)", f"[B, {self.edge_channels}, h, w]", got)
             if tuple(edges.shape[-2:]) != size:
                 edges = F.interpolate(edges.to(mask.dtype), size=size, mode="bilinear", align_corners=False)
             maps.append(edges.to(mask.dtype))
@@ -180,12 +178,9 @@ class SynthesisGenerator(nn.Module):
     ) -> torch.Tensor:
         """Raw generator output ``G`` ``[B, 3, H, W]`` in ``[0, 1]`` (before compositing)."""
         if image.dim() != 4 or image.shape[1] != 3 or mask.shape != (image.shape[0], 1, *image.shape[-2:]):
-            raise ShapeError(
-                f"SynthesisGenerator: expected image [B, 3, H, W] and mask [B, 1, H, W], got "
-                f"{list(image.shape)} and {list(mask.shape)}"
-            )
+            raise ShapeError("image / mask", "[B, 3, H, W] / [B, 1, H, W]", tuple(image.shape) + tuple(mask.shape))
         if image.shape[-1] % 4 or image.shape[-2] % 4:
-            raise ShapeError(f"SynthesisGenerator: H and W must be multiples of 4, got {list(image.shape[-2:])}")
+            raise ShapeError("image", "[B, 3, H, W] with H and W multiples of 4", tuple(image.shape))
         mask = mask.to(image.dtype)
         guide = self.guidance(parsing, edges, mask)
         blanked = image * (1.0 - mask)  # the occluder's pixels never reach G
@@ -275,21 +270,49 @@ VGG19_LAYERS: tuple[str, ...] = ("features.1", "features.6", "features.11", "fea
 """relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 of torchvision's ``vgg19`` (EdgeConnect/LaFIn's perceptual layers)."""
 
 
+VGG19_CONFIG: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+                                       512, 512, 512, 512, "M", 512, 512, 512, 512, "M")  # fmt: skip
+"""torchvision's ``cfgs["E"]`` (VGG-19): conv widths, ``M`` = 2x2 max-pool."""
+
+
+class VGG19Features(nn.Module):
+    """The convolutional part of VGG-19 with torchvision's parameter names (``features.<i>.weight``),
+    so torchvision's ``vgg19-*.pth`` state dict loads (its ``classifier.*`` keys are ignored).
+    torchvision itself cannot be installed beside this project's CPU torch build."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 3
+        for item in VGG19_CONFIG:
+            if item == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+            else:
+                layers += [nn.Conv2d(channels, int(item), 3, padding=1), nn.ReLU(inplace=False)]
+                channels = int(item)
+        self.features = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
 def vgg19_features(path: str, layers: Iterable[str] = VGG19_LAYERS) -> FrozenFeatures:
-    """:class:`FrozenFeatures` of torchvision's VGG-19 with the user's weights file (torchvision's
+    """:class:`FrozenFeatures` of VGG-19 with the user's weights file (torchvision's
     ``vgg19-dcbb9e9d.pth`` state dict). No VGG weights can be downloaded here: the user supplies them."""
     from pathlib import Path
-
-    import torchvision
 
     from occrecon.errors import MissingAssetError
 
     file = Path(path)
     if not file.is_file():
-        raise MissingAssetError(f"model.perceptual.vgg_path: {file} not found (a torchvision vgg19 state dict)")
-    network = torchvision.models.vgg19(weights=None)
+        raise MissingAssetError(
+            file, "model.perceptual.vgg_path (VGG-19 weights)",
+            "Supply torchvision's vgg19 state dict (vgg19-dcbb9e9d.pth) yourself; it cannot be downloaded here.",
+        )
+    network = VGG19Features()
     state = torch.load(file, map_location="cpu", weights_only=True)
     try:
+        state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
         network.load_state_dict(state)
     except RuntimeError as err:
         raise ConfigError(f"model.perceptual.vgg_path: {file} is not a torchvision vgg19 state dict: {err}") from err

@@ -565,7 +565,7 @@ def load_parsing_network(path: str) -> torch.nn.Module:
     from occrecon.systems.parsing import ParsingSystem
 
     if not Path(path).is_file():
-        raise MissingAssetError(f"model.parsing_ckpt: {path} not found (a checkpoint of `occrecon fit` with stage: parsing)")
+        raise MissingAssetError(path, "model.parsing_ckpt", "Train one: occrecon fit -c experiments/parsing/synthetic.yaml")
     system = ParsingSystem.load_from_checkpoint(str(path), map_location="cpu", weights_only=True)
     return freeze(system.net)
 
