@@ -244,3 +244,28 @@ def run_chain(systems: Mapping[str, nn.Module], order: list[str], images: torch.
             raise ConfigError(f"stage {name!r} needs {missing} from an earlier stage; chain: {order}")
         link.run(systems[name] if name in systems else None, state)
     return state
+
+
+def export_checkpoint(system: Any, path: str | Path) -> Path:
+    """Write ``system`` (a ``PipelineSystem``) as one self-contained checkpoint at ``path``.
+
+    The file holds the weights of every stage (less the fixed assets each stage rebuilds from its
+    config) and every stage's resolved config, and loads with
+    ``PipelineSystem.load_from_checkpoint(path, weights_only=True)``; no optimizer state. Written
+    to a temporary file first, so a failure leaves no half-written checkpoint.
+    """
+    import lightning
+
+    path = Path(path)
+    checkpoint = {
+        "state_dict": {k: v.detach().cpu() for k, v in system.state_dict().items()},
+        "hyper_parameters": dict(system.hparams),
+        "pytorch-lightning_version": lightning.__version__,
+        "occrecon": {"stage": "pipeline", "order": list(system.order)},
+    }
+    system.on_save_checkpoint(checkpoint)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(checkpoint, partial)
+    partial.replace(path)
+    return path
