@@ -97,8 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
-        # key=value words after an option (e.g. `-c a.yaml --resume lr=1`) land here.
-        if getattr(args, "handler", None) is run_train_command and all(
+        # key=value words after an option (e.g. `-c a.yaml --resume lr=1`) land here; plug-ins
+        # taking overrides too say so with set_defaults(accepts_overrides=True).
+        takes = getattr(args, "handler", None) is run_train_command or getattr(args, "accepts_overrides", False)
+        if takes and all(
             "=" in word and not word.startswith("-") for word in extra
         ):
             args.overrides = [*args.overrides, *extra]

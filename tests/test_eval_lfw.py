@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from datamodules.lfw import read_eyewear, read_pairs
 from occrecon.cli import main
 from occrecon.errors import DataFormatError
 from occrecon.evaluation import lfw
@@ -73,7 +74,7 @@ def write_pairs(root: Path) -> Path:
 
 
 def test_ten_fold_thresholds_from_the_other_folds(tmp_path: Path) -> None:
-    pairs = lfw.read_pair_list(write_pairs(tmp_path))
+    pairs = lfw.pair_list(read_pairs(write_pairs(tmp_path)))
     assert pairs.folds.tolist() == [0] * 4 + [1] * 4 + [2] * 4
     assert pairs.same.tolist() == [True, True, False, False] * 3
     result = lfw.ten_fold(np.ravel(FOLD_SCORES), pairs.same, pairs.folds)
@@ -92,7 +93,7 @@ def test_ten_fold_thresholds_from_the_other_folds(tmp_path: Path) -> None:
 
 
 def test_glasses_subsets_from_attributes(tmp_path: Path) -> None:
-    pairs = lfw.read_pair_list(write_pairs(tmp_path), tmp_path / "lfw_attributes.txt")
+    pairs = lfw.pair_list(read_pairs(write_pairs(tmp_path)), read_eyewear(tmp_path / "lfw_attributes.txt"))
     masks = lfw.subset_masks(pairs.eyewear_a, pairs.eyewear_b)
     # per fold: (Pa,Pa) none, (G,G) both, (Pa,Pb) none, (G,Pb) mixed -> in neither subset
     assert masks["glasses"].tolist() == [False, True, False, False] * 3

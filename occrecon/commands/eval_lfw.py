@@ -28,14 +28,14 @@ def run_lfw(args: argparse.Namespace) -> int:
         if args.scores:
             if not args.pairs:
                 raise ConfigError("--scores needs --pairs (the pairs.txt the scores follow)")
-            pairs = lfw.read_pair_list(args.pairs, args.attributes)
+            pairs = _pairs(Path(args.pairs), Path(args.attributes) if args.attributes else None)
             scores = {"scores": lfw.read_scores(args.scores, expected=len(pairs.same))}
         else:
             if not (args.data and args.ckpt):
                 raise ConfigError("give --data LFW_ROOT and --ckpt CHECKPOINT, or --scores and --pairs")
             root = Path(args.data)
             attributes = root / "lfw_attributes.txt"
-            pairs = lfw.read_pair_list(root / "pairs.txt", attributes if attributes.is_file() else None)
+            pairs = _pairs(root / "pairs.txt", attributes if attributes.is_file() else None)
             scores = _descriptor_scores(args, root, pairs)
         masks = lfw.subset_masks(pairs.eyewear_a, pairs.eyewear_b, args.glasses_rule)
         rows = {name: lfw.verification_table(s, pairs.same, pairs.folds, masks) for name, s in scores.items()}
@@ -61,10 +61,18 @@ def run_lfw(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pairs(pairs_path: Path, attributes: Path | None):  # noqa: ANN202 - evaluation.lfw.PairList
+    from datamodules.lfw import read_eyewear, read_pairs
+    from occrecon.evaluation.lfw import pair_list
+
+    return pair_list(read_pairs(pairs_path), read_eyewear(attributes) if attributes else None)
+
+
 def _descriptor_scores(args: argparse.Namespace, root: Path, pairs) -> dict:  # noqa: ANN001 - PairList
+    from datamodules.lfw import LFWDataModule
+    from occrecon.assets.identity import build_identity_network
     from occrecon.evaluation import lfw
     from occrecon.losses.reconstruction import IdentityFeatureLoss
-    from occrecon.nets.identity import build_identity_network
     from occrecon.systems.reconstruction import ReconstructionSystem
 
     system = ReconstructionSystem.load_from_checkpoint(str(args.ckpt), map_location="cpu", weights_only=True).eval()
@@ -75,7 +83,13 @@ def _descriptor_scores(args: argparse.Namespace, root: Path, pairs) -> dict:  # 
             print(f"identity-network row skipped: {reason}")
         else:
             identity = IdentityFeatureLoss(network).eval()
-    index, descriptors = lfw.image_descriptors(root, system, identity, args.batch_size, args.crop_size, args.image_dir)
+    module = LFWDataModule(
+        root=str(root), image_size=int(system.hparams.image_size), num_workers=0, augment=False,
+        crop_size=args.crop_size, image_dir=args.image_dir,
+    )  # fmt: skip
+    images = module.make_dataset("images")
+    index = {record.fields["key"]: i for i, record in enumerate(images.records)}
+    descriptors = lfw.image_descriptors(images, system, identity, args.batch_size)
     return {name: lfw.cosine_scores(d, index, pairs.keys) for name, d in descriptors.items()}
 
 

@@ -195,18 +195,17 @@ class PairList:
     eyewear_b: np.ndarray
 
 
-def read_pair_list(pairs_path: str | Path, attributes_path: str | Path | None = None) -> PairList:
-    """Parse ``pairs.txt`` (``datamodules.lfw.read_pairs``) and, optionally, ``lfw_attributes.txt``."""
-    from datamodules.lfw import UNKNOWN, read_eyewear, read_pairs
-
-    pairs = read_pairs(Path(pairs_path))
-    eyewear = read_eyewear(Path(attributes_path)) if attributes_path else {}
+def pair_list(pairs: Sequence[Any], eyewear: Mapping[tuple[str, int], int] | None = None) -> PairList:
+    """:class:`PairList` of parsed pairs (objects with ``a``, ``b``, ``same``, ``fold``, as
+    ``datamodules.lfw.read_pairs`` returns) and an ``image key -> eyewear class`` table
+    (``datamodules.lfw.read_eyewear``; missing keys are unknown, −1)."""
+    eyewear = eyewear or {}
     return PairList(
         same=np.array([p.same for p in pairs], dtype=bool),
         folds=np.array([p.fold for p in pairs], dtype=np.int64),
         keys=[(p.a, p.b) for p in pairs],
-        eyewear_a=np.array([eyewear.get(p.a, UNKNOWN) for p in pairs]),
-        eyewear_b=np.array([eyewear.get(p.b, UNKNOWN) for p in pairs]),
+        eyewear_a=np.array([eyewear.get(p.a, -1) for p in pairs], dtype=np.int64),
+        eyewear_b=np.array([eyewear.get(p.b, -1) for p in pairs], dtype=np.int64),
     )
 
 
@@ -306,35 +305,22 @@ def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], pa
 
 # -- descriptors from images -------------------------------------------------------------------------
 @torch.no_grad()
-def image_descriptors(
-    root: str | Path,
-    system: Any,
-    identity: Any = None,
-    batch_size: int = 16,
-    crop_size: int | None = None,
-    image_dir: str = "lfw",
-) -> tuple[dict[tuple[str, int], int], dict[str, np.ndarray]]:
-    """Descriptors of every image ``pairs.txt`` references, by a trained ``ReconstructionSystem``.
+def image_descriptors(images: Any, system: Any, identity: Any = None, batch_size: int = 16) -> dict[str, np.ndarray]:
+    """Descriptors of every sample of ``images`` (a per-image dataset: ``images[i]["image"]`` is
+    ``[3, S, S]`` in ``[0, 1]``, e.g. ``LFWDataModule.make_dataset("images")``) by a trained coarse 3D
+    system (``system(images) -> y``, ``system.layout``, ``system.render``).
 
-    Returns ``(index, descriptors)``: image key -> row, and ``"alpha_id"`` ``[N, n_id]`` (plus
-    ``"embedding"`` ``[N, D]`` when ``identity`` is an ``IdentityFeatureLoss``-like module with
-    ``embed(images, points5)``).
+    Returns ``"alpha_id"`` ``[N, n_id]``, plus ``"embedding"`` ``[N, D]`` when ``identity`` (an
+    ``IdentityFeatureLoss``) is given: the image aligned with the 5 points of the landmarks its
+    own 3D prediction projects (LFW has no landmarks).
     """
-    from datamodules.lfw import LFWDataModule
     from occrecon.landmarks import five_points
 
-    module = LFWDataModule(
-        root=str(root), image_size=int(system.hparams.image_size), batch_size=batch_size, num_workers=0,
-        augment=False, crop_size=crop_size, image_dir=image_dir,
-    )  # fmt: skip
-    dataset = module.make_dataset("images")
-    index = {record.fields["key"]: i for i, record in enumerate(dataset.records)}
     out: dict[str, list[torch.Tensor]] = {"alpha_id": [], "embedding": []}
-    for start in range(0, len(dataset), batch_size):
-        images = torch.stack([dataset[i]["image"] for i in range(start, min(start + batch_size, len(dataset)))])
-        y = system(images)
+    for start in range(0, len(images), batch_size):
+        batch = torch.stack([images[i]["image"] for i in range(start, min(start + batch_size, len(images)))])
+        y = system(batch)
         out["alpha_id"].append(system.layout.split(y).id)
         if identity is not None:
-            landmarks = system.render(y).landmarks
-            out["embedding"].append(identity.embed(images, five_points(landmarks)))
-    return index, {k: torch.cat(v).numpy() for k, v in out.items() if v}
+            out["embedding"].append(identity.embed(batch, five_points(system.render(y).landmarks)))
+    return {k: torch.cat(v).numpy() for k, v in out.items() if v}
