@@ -85,7 +85,7 @@ def _fit(system: PipelineSystem, batch: dict, steps: int) -> None:
 
 
 def test_frozen_stages_are_bit_identical_and_stay_in_eval_mode(batch: dict) -> None:
-    system = _pipeline()
+    system = _pipeline().train()  # as any loop or user may call it: frozen stages must ignore it
     before = {k: v.clone() for k, v in system.state_dict().items()}
     _fit(system, batch, steps=3)
     changed = {k for k, v in system.state_dict().items() if not torch.equal(v, before[k])}
