@@ -80,3 +80,34 @@ def schema_from_signature(cls: type, extra: tuple[tuple[str, type, Any], ...] = 
         fields.append((name, _omegaconf_type(hint), field))
     fields += [(name, typ, dataclasses.field(default=default)) for name, typ, default in extra]
     return dataclasses.make_dataclass(f"{cls.__name__}Config", fields)
+
+
+def merged_defaults(defaults: Any, given: collections.abc.Mapping[str, Any] | None, where: str = "model") -> dict[str, Any]:
+    """A config section: the dataclass instance ``defaults`` as a plain dict, updated recursively by ``given``.
+
+    The one way a system merges what it was given with its ``<Stem>ModelConfig`` defaults (whose
+    fields are pinned to the constructor's arguments), so a partial section keeps the other
+    defaults: ``merged_defaults(ModelConfig().optimizer, {"lr": 0.01})`` is Adam at lr 0.01.
+    ``given`` may be ``None`` (all defaults). A key that the dataclass does not have raises
+    :class:`ConfigError` naming ``where.key``; values of non-dataclass fields (lists, dicts) are
+    replaced, not merged.
+
+    >>> from occrecon.config.schema import OptimizerConfig
+    >>> merged_defaults(OptimizerConfig(), {"lr": 0.01}, "model.optimizer")["name"]
+    'adam'
+    """
+    given = {} if given is None else given
+    base = {f.name: getattr(defaults, f.name) for f in dataclasses.fields(defaults)}
+    unknown = sorted(set(given) - set(base))
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}: unknown key; expected one of {sorted(base)}")
+    out = {}
+    for key, default in base.items():
+        value = given.get(key)
+        if not dataclasses.is_dataclass(default):
+            out[key] = value if key in given else default
+        elif value is None or isinstance(value, collections.abc.Mapping):
+            out[key] = merged_defaults(default, value, f"{where}.{key}")
+        else:
+            raise ConfigError(f"{where}.{key}: expected a mapping of {sorted(vars(default))}, got {value!r}")
+    return out

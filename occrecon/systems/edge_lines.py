@@ -7,7 +7,8 @@ Manual optimisation (Lightning 2.x, two optimisers). Per batch:
 1. ``G`` step (``D`` toggled off): ``w_heatmap * sum_k MSE(M_k, M_gt) + w_landmarks * mean ||p - p_gt|| / W
    + w_adversarial * L_adv(D(G(I)))`` (Eq. 3, non-saturating by default);
 2. ``D`` step (``G`` toggled off, its output detached): ``L_D`` (Eq. 2) with ``d_gt`` from Eq. 1
-   (share of ground-truth landmarks within ``theta`` heatmap pixels of the predicted lines >= ``delta``).
+   (two-sided: predicted line pixels within ``theta`` heatmap pixels of the true lines, and true lines
+   covered, both shares >= ``delta``; ``docs/fusion.md``).
 
 Each step clips its gradients (``model.gradient_clip_val``; Lightning's ``trainer.gradient_clip_val``
 does not apply to manual optimisation) and step-interval schedulers are stepped after it, epoch ones
@@ -34,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from occrecon.config.schema import BaseModelConfig, OptimizerConfig
+from occrecon.config.signature import merged_defaults
 from occrecon.errors import ConfigError
 from occrecon.evaluation.common import scalar_metrics
 from occrecon.evaluation.edge_lines import edge_grid
@@ -44,7 +46,13 @@ from occrecon.landmarks import (
     NUM_LANDMARKS_AFLW19,
     edge_line_heatmaps,
 )
-from occrecon.losses.edge_lines import DiscriminatorLoss, EdgeLinesLoss, effectiveness_label
+from occrecon.losses.edge_lines import (
+    DEFAULT_DELTA,
+    DEFAULT_THETA,
+    DiscriminatorLoss,
+    EdgeLinesLoss,
+    effectiveness_label,
+)
 from occrecon.metrics.landmarks import LandmarkMetrics
 from occrecon.nets.discriminator import EdgeLinesDiscriminator
 from occrecon.nets.edge_lines import EdgeLinesNet
@@ -77,8 +85,8 @@ class DiscriminatorConfig:
     """``D`` and Eq. 1. ``theta`` in heatmap pixels; ``width`` 0 = ``model.width``. ``D`` sees the maps
     resized to ``input_size`` (0 = as they are), so its depth does not depend on the data resolution."""
 
-    theta: float = 1.5
-    delta: float = 0.8
+    theta: float = DEFAULT_THETA
+    delta: float = DEFAULT_DELTA
     line_threshold: float = 0.5
     width: int = 0
     num_levels: int = 3
@@ -110,18 +118,6 @@ class EdgeLinesModelConfig(BaseModelConfig):
     loss: EdgeLinesLossConfig = field(default_factory=EdgeLinesLossConfig)
 
 
-def _merged(defaults: Any, given: dict[str, Any] | None) -> dict[str, Any]:
-    """A dataclass instance as a plain dict, updated (recursively) by ``given``."""
-    base = {k: (_merged(v, None) if hasattr(v, "__dataclass_fields__") else v) for k, v in vars(defaults).items()}
-    for key, value in (given or {}).items():
-        base[key] = (
-            _merged(getattr(defaults, key), value)
-            if isinstance(value, dict) and key in base and isinstance(base[key], dict)
-            else value
-        )
-    return base
-
-
 class EdgeLinesSystem(L.LightningModule):
     """LightningModule of the edge-lines stage (see the module docstring). Built as ``EdgeLinesSystem(**model)``."""
 
@@ -150,10 +146,10 @@ class EdgeLinesSystem(L.LightningModule):
             raise ConfigError(f"model.layout: expected one of {sorted(LAYOUTS)}, got {layout!r}")
         num_landmarks, self.lines, normalization = LAYOUTS[layout]
         defaults = EdgeLinesModelConfig()
-        self.optimizer_cfg = _merged(defaults.optimizer, optimizer)
-        self.scheduler_cfg = _merged(defaults.scheduler, scheduler)
-        self.disc_cfg = _merged(defaults.discriminator, discriminator)
-        loss_cfg = _merged(defaults.loss, loss)
+        self.optimizer_cfg = merged_defaults(defaults.optimizer, optimizer, "model.optimizer")
+        self.scheduler_cfg = merged_defaults(defaults.scheduler, scheduler, "model.scheduler")
+        self.disc_cfg = merged_defaults(defaults.discriminator, discriminator, "model.discriminator")
+        loss_cfg = merged_defaults(defaults.loss, loss, "model.loss")
         weights = loss_cfg["weights"]
         self.heatmap_weight = weights["heatmap"]
         self.net = EdgeLinesNet(

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from occrecon.config.schema import BaseModelConfig
+from occrecon.config.signature import merged_defaults
 from occrecon.errors import ConfigError
 from occrecon.evaluation.common import scalar_metrics
 from occrecon.evaluation.parsing import parsing_grid
@@ -102,9 +103,9 @@ class ParsingSystem(L.LightningModule):
         super().__init__()
         defaults = ParsingModelConfig()
         self.save_hyperparameters()
-        self.optimizer_cfg = optimizer or vars(defaults.optimizer)
-        self.scheduler_cfg = scheduler or vars(defaults.scheduler)
-        weights = {**vars(defaults.loss.weights), **((loss or {}).get("weights") or {})}
+        self.optimizer_cfg = merged_defaults(defaults.optimizer, optimizer, "model.optimizer")
+        self.scheduler_cfg = merged_defaults(defaults.scheduler, scheduler, "model.scheduler")
+        weights = merged_defaults(defaults.loss, loss, "model.loss")["weights"]
         self.class_names = class_names(label_set, num_classes)
         self.net = FaceParsingNet(
             num_classes=num_classes,

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from occrecon.assets.identity import build_identity_network
 from occrecon.config.schema import BaseModelConfig
+from occrecon.config.signature import merged_defaults
 from occrecon.errors import ConfigError
 from occrecon.evaluation.common import scalar_metrics
 from occrecon.evaluation.reconstruction import reconstruction_grid
@@ -197,9 +198,9 @@ class ReconstructionSystem(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         defaults = ReconstructionModelConfig()
-        self.optimizer_cfg = optimizer or vars(defaults.optimizer)
-        self.scheduler_cfg = scheduler or vars(defaults.scheduler)
-        loss = loss or {}
+        self.optimizer_cfg = merged_defaults(defaults.optimizer, optimizer, "model.optimizer")
+        self.scheduler_cfg = merged_defaults(defaults.scheduler, scheduler, "model.scheduler")
+        loss = merged_defaults(defaults.loss, loss, "model.loss")
         self.input_key = INPUTS[_choice("input", input, tuple(INPUTS))]
         self.skin_source = _choice("skin_source", skin_source, ("auto", "parsing", "ycbcr"))
         self.face_model = load_face_model(face_model, face_model_dir)
@@ -207,9 +208,8 @@ class ReconstructionSystem(L.LightningModule):
         self.regressor = CoefficientRegressor(self.layout.groups, depth, width, backbone_weights)
         self.renderer = MeshRenderer(renderer, image_size)
         self.camera = camera_for_layout(layout, image_size)
-        self.weights = {**vars(defaults.loss.weights), **(loss.get("weights") or {})}
-        self.regu_weights = {**vars(defaults.loss.regu), **(loss.get("regu") or {})}
-        self.register_buffer("landmark_w", landmark_weights(boost=loss.get("landmark_boost", 20.0)), persistent=False)
+        self.weights, self.regu_weights = loss["weights"], loss["regu"]
+        self.register_buffer("landmark_w", landmark_weights(boost=loss["landmark_boost"]), persistent=False)
         self.feat_loss, self.feat_disabled = None, ""
         if self.weights["feat"] > 0:
             network, reason = build_identity_network(identity, identity_weights)
