@@ -29,6 +29,7 @@ from __future__ import annotations
 import torch
 from kornia.geometry.transform import warp_affine
 
+from occrecon.errors import ConfigError
 from occrecon.utils.checks import check_shape
 
 ARCFACE_TEMPLATE_112: tuple[tuple[float, float], ...] = (
@@ -140,7 +141,7 @@ def align_faces(
     check_shape(images, ["B", "C", "H", "W"], "images")
     if size is None:
         if not isinstance(template, str):
-            raise ValueError("align_faces: pass size= with a custom template tensor")
+            raise ConfigError("align_faces: a custom template tensor needs size= (the crop side in pixels)")
         size = TEMPLATES[template][0]
     matrix = alignment_matrix(points5.to(images.dtype), template)
     return warp_affine(images, matrix, dsize=(size, size), align_corners=True)

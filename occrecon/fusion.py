@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import distance_transform_edt
 
+from occrecon.errors import ShapeError
 from occrecon.labels import CELEBAMASK_CLASSES, image_side
 from occrecon.landmarks import EDGE_LINE_NAMES, NUM_EDGE_LINES, edge_line_heatmaps
 from occrecon.utils.checks import check_shape
@@ -225,7 +226,7 @@ def fuse_parsing(
     if landmarks is not None:
         heatmaps = edge_line_heatmaps(landmarks.float(), size, landmark_sigma)
     if heatmaps is None:
-        raise ValueError("fuse_parsing needs M_edge heatmaps [B, 13, h, w] or landmarks [B, 68, 2]")
+        raise ShapeError("heatmaps (or landmarks)", "[B, 13, h, w] M_edge (or landmarks [B, 68, 2])", ())
     check_shape(heatmaps, [parsing.shape[0], NUM_EDGE_LINES, "h", "w"], "heatmaps")
     if occluders is None:
         occluders = occluder_mask(parsing, heatmaps, classes, tau)

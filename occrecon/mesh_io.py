@@ -323,7 +323,7 @@ def write_mesh(
     """Write an OBJ or PLY mesh, chosen by the suffix of ``path`` (``.obj`` / ``.ply``)."""
     suffix = Path(path).suffix.lower()
     if suffix not in (".obj", ".ply"):
-        raise ValueError(f"{path}: mesh files end in .obj or .ply, got {suffix!r}")
+        raise DataFormatError(path, "a mesh file name ending in .obj or .ply", got=repr(suffix))
     writer = write_obj if suffix == ".obj" else write_ply
     return writer(path, vertices, triangles, colors)
 

@@ -17,6 +17,7 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from occrecon.errors import ConfigError
 from occrecon.utils.checks import check_shape
 
 INTER_OCULAR_68 = (36, 45)
@@ -77,7 +78,7 @@ class LandmarkMetrics(Metric):
     def __init__(self, normalization: str = "inter_ocular", threshold: float = 0.08, **kwargs) -> None:
         super().__init__(**kwargs)
         if normalization not in ("inter_ocular", "box"):
-            raise ValueError(f"normalization must be 'inter_ocular' or 'box', got {normalization!r}")
+            raise ConfigError(f"NME normalization: expected 'inter_ocular' or 'box', got {normalization!r}")
         self.normalization, self.threshold = normalization, threshold
         self.add_state("nmes", default=[], dist_reduce_fx="cat")
 

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from occrecon.errors import ShapeError
 from occrecon.landmarks import NUM_EDGE_LINES
 from occrecon.utils.checks import check_shape
 
@@ -48,7 +49,7 @@ class EdgeLinesDiscriminator(nn.Module):
         x = heatmaps
         if self.image_channels:
             if images is None:
-                raise ValueError("this discriminator is conditioned on the image: pass images [B, 3, H, W]")
+                raise ShapeError("images (this discriminator is conditioned on the image)", "[B, 3, H, W]", ())
             check_shape(images, [heatmaps.shape[0], self.image_channels, "H", "W"], "images")
             small = F.interpolate(
                 images, size=heatmaps.shape[-2:], mode="bilinear", align_corners=False, antialias=True

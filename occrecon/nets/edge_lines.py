@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from kornia.geometry.subpix import spatial_soft_argmax2d
 from torch import nn
 
+from occrecon.errors import ConfigError, ShapeError
 from occrecon.landmarks import EDGE_LINE_NAMES, NUM_EDGE_LINES, NUM_LANDMARKS_68
 from occrecon.utils.checks import check_shape
 
@@ -42,13 +43,13 @@ def _topological_order(num_nodes: int, edges: tuple[tuple[int, int], ...]) -> li
     parent: dict[int, int] = {}
     for p, c in edges:
         if c in parent or not (0 <= p < num_nodes and 0 <= c < num_nodes):
-            raise ValueError(f"message-passing edges must form a forest over {num_nodes} nodes, got {edges}")
+            raise ConfigError(f"message-passing edges: expected a forest over {num_nodes} nodes, got {edges}")
         parent[c] = p
     order: list[int] = [n for n in range(num_nodes) if n not in parent]
     for node in order:
         order += [c for p, c in edges if p == node]
     if len(order) != num_nodes:
-        raise ValueError(f"message-passing edges contain a cycle: {edges}")
+        raise ConfigError(f"message-passing edges: expected a forest, got a cycle in {edges}")
     return order
 
 
@@ -190,7 +191,7 @@ class EdgeLinesNet(nn.Module):
         check_shape(images, ["B", 3, "H", "W"], "images")
         multiple = 4 * 2**self.hourglass_depth
         if images.shape[-1] % multiple or images.shape[-2] % multiple:
-            raise ValueError(f"image height and width must be multiples of {multiple}, got {list(images.shape[-2:])}")
+            raise ShapeError("images", f"[B, 3, H, W] with H and W multiples of {multiple}", tuple(images.shape))
         x = self.stem((images - 0.5) * 2.0)
         heatmaps: list[torch.Tensor] = []
         messages: list[torch.Tensor] = []  # per-stack message-passing features, flattened lines

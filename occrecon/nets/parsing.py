@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from occrecon.errors import ConfigError
 from occrecon.nets.resnet import ResNet, load_backbone_weights
 from occrecon.utils.checks import check_shape
 
@@ -224,9 +225,9 @@ class FaceParsingNet(nn.Module):
     ) -> None:
         super().__init__()
         if output_stride not in (8, 16):
-            raise ValueError(f"output_stride must be 8 or 16, got {output_stride}")
+            raise ConfigError(f"model.output_stride: expected 8 or 16, got {output_stride}")
         if edge_channels not in (1, 2):
-            raise ValueError(f"edge_channels must be 1 or 2, got {edge_channels}")
+            raise ConfigError(f"model.edge_channels: expected 1 or 2, got {edge_channels}")
         self.backbone = ResNet(depth, base_width, dilate_last=(output_stride == 8, True), num_classes=0)
         load_backbone_weights(self.backbone, backbone_weights)
         c1, c2, c3, c4 = self.backbone.out_channels

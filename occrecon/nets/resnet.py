@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from occrecon.errors import MissingAssetError
+from occrecon.errors import ConfigError, DataFormatError, MissingAssetError
 
 
 class BasicBlock(nn.Module):
@@ -91,7 +91,7 @@ class ResNet(nn.Module):
     ) -> None:
         super().__init__()
         if depth not in _LAYOUTS:
-            raise ValueError(f"ResNet depth must be one of {sorted(_LAYOUTS)}, got {depth}")
+            raise ConfigError(f"ResNet depth: expected one of {sorted(_LAYOUTS)}, got {depth}")
         block, counts = _LAYOUTS[depth]
         self.in_ch, self.dilation = base_width, 1
         self.conv1 = nn.Conv2d(3, base_width, 7, 2, 3, bias=False)
@@ -158,6 +158,7 @@ def load_backbone_weights(module: nn.Module, path: str | Path | None, strict: bo
     own = module.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if strict and len(usable) != len(own):
-        raise ValueError(f"{path}: {len(own) - len(usable)} parameters of the backbone are missing or of another shape")
+        raise DataFormatError(path, f"a state dict with the {len(own)} parameters of this ResNet",
+                              got=f"{len(own) - len(usable)} missing or of another shape")  # fmt: skip
     module.load_state_dict(usable, strict=False)
     return [k for k in own if k not in usable]

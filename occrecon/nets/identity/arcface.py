@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from occrecon.errors import DataFormatError, MissingAssetError
+from occrecon.errors import ConfigError, DataFormatError, MissingAssetError
 from occrecon.utils.checks import check_shape
 
 ARCFACE_LAYERS: dict[str, tuple[int, int, int, int]] = {
@@ -99,7 +99,7 @@ class IResNet(nn.Module):
 def iresnet(arch: str = "iresnet50", num_features: int = 512) -> IResNet:
     """Build an IResNet by insightface's name (``iresnet18/34/50/100``)."""
     if arch not in ARCFACE_LAYERS:
-        raise ValueError(f"unknown ArcFace architecture {arch!r}; choose one of {sorted(ARCFACE_LAYERS)}")
+        raise ConfigError(f"ArcFace architecture: expected one of {sorted(ARCFACE_LAYERS)}, got {arch!r}")
     return IResNet(ARCFACE_LAYERS[arch], num_features)
 
 
