@@ -15,7 +15,7 @@ from occrecon.losses.edge_lines import (
     discriminator_loss,
     effectiveness_label,
     heatmap_mse,
-    landmark_line_distances,
+    line_precision_recall,
 )
 from occrecon.losses.parsing import balanced_edge_ce, edge_parsing_ce, label_boundaries, parsing_loss
 
@@ -84,7 +84,8 @@ def _face_landmarks() -> torch.Tensor:
 def test_d_gt_is_one_when_lines_pass_through_the_landmarks() -> None:
     lm = _face_landmarks()
     heat = edge_line_heatmaps(lm, (64, 64), sigma=1.0)
-    d_gt, share = effectiveness_label(heat, lm, theta=1.0, delta=0.95)
+    # theta must exceed the band's half-width (1.18 sigma at threshold 0.5): every band pixel counts
+    d_gt, share = effectiveness_label(heat, lm, theta=1.5, delta=0.95)
     assert share.item() == 1.0 and d_gt.item() == 1.0
 
 
@@ -100,16 +101,18 @@ def test_d_gt_is_zero_for_an_empty_prediction() -> None:
     assert d_gt.item() == 0.0 and share.item() == 0.0
 
 
-def test_landmark_line_distance_on_a_single_horizontal_line() -> None:
-    # line 0 = points 0..2 on row centre y = 10.5; landmarks of line 0 at distance 0, 3 and 5 (below, right end)
+def test_line_precision_recall_on_a_single_horizontal_line() -> None:
+    # line 0 = points 0..2 on row centre y = 10.5, x 5..15: the pixels it passes through are row 10,
+    # columns 4..15 (centres within 0.71 px); predicted: columns 5..9 of row 10 and a stray pixel
     heat = torch.zeros(1, 1, 20, 20)
-    heat[0, 0, 10, 5:15] = 1.0  # pixel centres x = 5.5 .. 14.5, y = 10.5
-    lm = torch.tensor([[[7.5, 10.5], [9.5, 13.5], [19.5, 10.5]]])
-    dist, valid = landmark_line_distances(heat, lm, lines=((0, 1, 2),))
-    torch.testing.assert_close(dist, torch.tensor([[[0.0, 3.0, 5.0]]]))
-    assert valid.all()
-    d_gt, share = effectiveness_label(heat, lm, theta=4.0, delta=0.6, lines=((0, 1, 2),))
-    assert share.item() == pytest.approx(2 / 3) and d_gt.item() == 1.0
+    heat[0, 0, 10, 5:10] = 1.0
+    heat[0, 0, 15, 10] = 1.0  # 4.5 px below the line
+    lm = torch.tensor([[[5.0, 10.5], [10.0, 10.5], [15.0, 10.5]]])
+    precision, recall = line_precision_recall(heat, lm, 1.5, lines=((0, 1, 2),))
+    assert precision.item() == pytest.approx(5 / 6)  # the stray pixel is off the line
+    assert recall.item() == pytest.approx(7 / 12)  # columns 4..10 have a predicted centre within 1.5 px
+    d_gt, share = effectiveness_label(heat, lm, theta=1.5, delta=0.5, lines=((0, 1, 2),))
+    assert share.item() == pytest.approx(7 / 12) and d_gt.item() == 1.0
 
 
 def test_discriminator_loss_matches_eq2_with_intended_signs() -> None:

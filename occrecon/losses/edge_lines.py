@@ -1,4 +1,4 @@
-"""Losses of the face edge-lines stage (paper §3.2): heatmap MSE per stack, ``d_gt`` (Eq. 1),
+"""Losses of the face edge-lines stage (paper §3.2): heatmap MSE per stack, ``d_gt`` (Eq. 1, two-sided),
 the discriminator loss ``L_D`` (Eq. 2) and the adversarial term ``L_adv`` (Eq. 3).
 
 All discriminator outputs are *logits*; probabilities are ``D = sigmoid(logit)`` and the logs
@@ -8,14 +8,22 @@ are evaluated with ``softplus`` for numerical stability (``log D = -softplus(-z)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from occrecon.landmarks import EDGE_LINES_68
+from occrecon.landmarks import EDGE_LINES_68, distance_to_lines
 from occrecon.utils.checks import check_shape
+
+DEFAULT_THETA = 1.5
+"""Eq. 1's distance threshold ``theta`` in heatmap pixels (the one home of the default; see
+``docs/fusion.md`` for how it was chosen)."""
+
+DEFAULT_DELTA = 0.8
+"""Eq. 1's share threshold ``delta`` (the one home of the default)."""
 
 
 def heatmap_mse(
@@ -48,73 +56,82 @@ def line_pixel_mask(heatmaps: torch.Tensor, threshold: float = 0.5) -> torch.Ten
     return heatmaps >= threshold
 
 
-def landmark_line_distances(
+def _within(mask: torch.Tensor, theta: float) -> torch.Tensor:
+    """``[B, L, h, w]`` bool: pixels whose centre is closer than ``theta`` to a centre of ``mask``.
+
+    Exact on the pixel grid: a dilation by the disc of integer offsets ``dx^2 + dy^2 < theta^2``.
+    """
+    r = max(math.ceil(theta) - 1, 0)
+    d = torch.arange(-r, r + 1, device=mask.device, dtype=torch.float32)
+    disc = ((d[:, None] ** 2 + d[None, :] ** 2) < theta**2).float()[None, None]
+    b, c, h, w = mask.shape
+    hits = F.conv2d(mask.reshape(b * c, 1, h, w).float(), disc, padding=r)
+    return (hits > 0.5).reshape(b, c, h, w)
+
+
+def line_precision_recall(
     heatmaps: torch.Tensor,
     landmarks: torch.Tensor,
+    theta: float,
     lines: tuple[tuple[int, ...], ...] = EDGE_LINES_68,
     threshold: float = 0.5,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Distance of every ground-truth landmark of line ``i`` to the predicted line ``i``.
+    """The two shares of Eq. 1 (occrecon's reading, ``docs/fusion.md``), per map, over all lines.
 
-    The predicted line ``i`` is the set of pixel centres ``(j + 0.5, r + 0.5)`` of
-    :func:`line_pixel_mask` in channel ``i``; the distance of a landmark is the exact Euclidean
-    distance to the nearest such centre (``inf`` when the predicted line is empty), i.e. the
-    predicted line's distance transform sampled at the landmark.
+    * **precision**: of the predicted line pixels (:func:`line_pixel_mask`, channel ``i``), the
+      share whose centre lies closer than ``theta`` to the ground-truth polyline ``i`` (the paper's
+      "generated coordinate set" read on the "ground-truth distance matrix",
+      :func:`occrecon.landmarks.distance_to_lines`); 0 when no pixel is predicted.
+    * **recall**: of the pixels the ground-truth polyline ``i`` passes through (centre within
+      ``sqrt(2) / 2`` of it), the share that has a predicted pixel of channel ``i`` closer than
+      ``theta``; 1 when no true line lies in the map.
 
     Args:
         heatmaps: ``[B, L, h, w]`` predicted maps.
         landmarks: ``[B, N, 2]`` ground truth, in the *heatmap's* pixel frame.
-        lines: point indices of each line (``L`` entries).
+        theta: distance threshold in heatmap pixels.
 
     Returns:
-        distances ``[B, L, K]`` (``K`` = longest line) and validity ``[L, K]`` (padding = False).
+        precision ``[B]`` and recall ``[B]`` in ``[0, 1]``.
     """
     check_shape(heatmaps, ["B", len(lines), "h", "w"], "heatmaps")
     check_shape(landmarks, [heatmaps.shape[0], "N", 2], "landmarks")
-    longest = max(len(line) for line in lines)
-    index = torch.zeros(len(lines), longest, dtype=torch.long)
-    valid = torch.zeros(len(lines), longest, dtype=torch.bool)
-    for i, line in enumerate(lines):
-        index[i, : len(line)] = torch.tensor(line)
-        valid[i, : len(line)] = True
-    points = landmarks[:, index]  # [B, L, K, 2]
-    h, w = heatmaps.shape[-2:]
-    ys, xs = torch.meshgrid(
-        torch.arange(h, device=heatmaps.device) + 0.5, torch.arange(w, device=heatmaps.device) + 0.5, indexing="ij"
-    )
-    centres = torch.stack([xs, ys], dim=-1).reshape(1, 1, 1, h * w, 2).to(landmarks.dtype)
-    dist = (points.unsqueeze(3) - centres).norm(dim=-1)  # [B, L, K, P]
-    on_line = line_pixel_mask(heatmaps, threshold).flatten(2).unsqueeze(2)  # [B, L, 1, P]
-    dist = dist.masked_fill(~on_line, float("inf")).min(dim=-1).values
-    return dist, valid.to(heatmaps.device)
+    predicted = line_pixel_mask(heatmaps, threshold)
+    truth = distance_to_lines(landmarks.to(torch.float32), tuple(heatmaps.shape[-2:]), lines)
+    n_predicted = predicted.flatten(1).sum(1)
+    precision = (predicted & (truth < theta)).flatten(1).sum(1) / n_predicted.clamp(min=1)
+    on_truth = truth <= math.sqrt(0.5)
+    n_true = on_truth.flatten(1).sum(1)
+    covered = (on_truth & _within(predicted, theta)).flatten(1).sum(1)
+    recall = torch.where(n_true > 0, covered / n_true.clamp(min=1), torch.ones_like(precision))
+    return precision.float(), recall.float()
 
 
 def effectiveness_label(
     heatmaps: torch.Tensor,
     landmarks: torch.Tensor,
-    theta: float,
-    delta: float,
+    theta: float = DEFAULT_THETA,
+    delta: float = DEFAULT_DELTA,
     lines: tuple[tuple[int, ...], ...] = EDGE_LINES_68,
     threshold: float = 0.5,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eq. 1: ``d_gt = 0`` if the share of GT landmarks within ``theta`` of the predicted lines is below ``delta``, else 1.
+    """Eq. 1, two-sided: ``d_gt = 1`` iff both shares of :func:`line_precision_recall` reach ``delta``.
 
-    The share ("Est" of Eq. 1) counts (line, landmark) pairs: landmark ``s`` of line ``i`` is a hit
-    when its distance to predicted line ``i`` (:func:`landmark_line_distances`) is ``< theta``
-    heatmap pixels; a landmark on two lines (eye and lip corners) is counted for each.
+    The predicted lines must lie near the true ones (precision) *and* cover them (recall), so a
+    map that is on everywhere (precision ~ line area / map area), off everywhere (both 0) or
+    shifted by more than ``theta`` is not effective, nor is one with lines only at the landmarks.
 
     Args:
-        heatmaps: ``[B, L, h, w]`` predicted ``M_edge`` (detached by the caller).
+        heatmaps: ``[B, L, h, w]`` predicted ``M_edge`` (detached here).
         landmarks: ``[B, N, 2]`` GT landmarks ``S_coor`` in the heatmap pixel frame.
         theta: distance threshold in heatmap pixels.
         delta: share threshold in ``[0, 1]``.
 
     Returns:
-        ``d_gt`` ``[B]`` float in ``{0, 1}`` and the share ``[B]``.
+        ``d_gt`` ``[B]`` float in ``{0, 1}`` and the share ``min(precision, recall)`` ``[B]``.
     """
-    dist, valid = landmark_line_distances(heatmaps.detach(), landmarks.detach(), lines, threshold)
-    hits = ((dist < theta) & valid).flatten(1).sum(1).float()
-    share = hits / valid.sum().float()
+    precision, recall = line_precision_recall(heatmaps.detach(), landmarks.detach(), theta, lines, threshold)
+    share = torch.minimum(precision, recall)
     return (share >= delta).float(), share
 
 
@@ -202,15 +219,15 @@ class DiscriminatorLoss(nn.Module):
     """``L_D`` (Eq. 2) with ``d_gt`` computed from the predictions by Eq. 1.
 
     Args:
-        theta: landmark-to-line distance threshold in heatmap pixels.
-        delta: share of landmarks that must be within ``theta``.
+        theta: line-to-line distance threshold in heatmap pixels (Eq. 1).
+        delta: share that precision and recall must both reach (Eq. 1).
         line_threshold: heatmap level that defines a predicted line pixel.
     """
 
     def __init__(
         self,
-        theta: float = 1.5,
-        delta: float = 0.9,
+        theta: float = DEFAULT_THETA,
+        delta: float = DEFAULT_DELTA,
         line_threshold: float = 0.5,
         lines: tuple[tuple[int, ...], ...] = EDGE_LINES_68,
     ) -> None:

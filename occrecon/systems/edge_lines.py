@@ -7,7 +7,8 @@ Manual optimisation (Lightning 2.x, two optimisers). Per batch:
 1. ``G`` step (``D`` toggled off): ``w_heatmap * sum_k MSE(M_k, M_gt) + w_landmarks * mean ||p - p_gt|| / W
    + w_adversarial * L_adv(D(G(I)))`` (Eq. 3, non-saturating by default);
 2. ``D`` step (``G`` toggled off, its output detached): ``L_D`` (Eq. 2) with ``d_gt`` from Eq. 1
-   (share of ground-truth landmarks within ``theta`` heatmap pixels of the predicted lines >= ``delta``).
+   (two-sided: predicted line pixels within ``theta`` heatmap pixels of the true lines, and true lines
+   covered, both shares >= ``delta``; ``docs/fusion.md``).
 
 Each step clips its gradients (``model.gradient_clip_val``; Lightning's ``trainer.gradient_clip_val``
 does not apply to manual optimisation) and step-interval schedulers are stepped after it, epoch ones
@@ -45,7 +46,13 @@ from occrecon.landmarks import (
     NUM_LANDMARKS_AFLW19,
     edge_line_heatmaps,
 )
-from occrecon.losses.edge_lines import DiscriminatorLoss, EdgeLinesLoss, effectiveness_label
+from occrecon.losses.edge_lines import (
+    DEFAULT_DELTA,
+    DEFAULT_THETA,
+    DiscriminatorLoss,
+    EdgeLinesLoss,
+    effectiveness_label,
+)
 from occrecon.metrics.landmarks import LandmarkMetrics
 from occrecon.nets.discriminator import EdgeLinesDiscriminator
 from occrecon.nets.edge_lines import EdgeLinesNet
@@ -78,8 +85,8 @@ class DiscriminatorConfig:
     """``D`` and Eq. 1. ``theta`` in heatmap pixels; ``width`` 0 = ``model.width``. ``D`` sees the maps
     resized to ``input_size`` (0 = as they are), so its depth does not depend on the data resolution."""
 
-    theta: float = 1.5
-    delta: float = 0.8
+    theta: float = DEFAULT_THETA
+    delta: float = DEFAULT_DELTA
     line_threshold: float = 0.5
     width: int = 0
     num_levels: int = 3
