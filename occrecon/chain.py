@@ -132,6 +132,8 @@ class Link:
     loss: Callable[[Any, dict[str, Any], Mapping[str, Any]], tuple[torch.Tensor, dict[str, torch.Tensor]] | None] | None = None
     frozen_parts: tuple[str, ...] = field(default_factory=tuple)
     """Sub-modules of the system never trained in the chain (e.g. a GAN's discriminator)."""
+    after_step: Callable[[Any], None] | None = None
+    """Called after each optimizer step when the stage is trainable (e.g. an EMA update)."""
 
 
 def _run_parsing(system: Any, state: dict[str, Any]) -> None:
@@ -175,6 +177,36 @@ def _run_fusion(_: Any, state: dict[str, Any]) -> None:
     state["M_fin"] = fuse_parsing(state["M_fa"], heat, occluders=occ)
 
 
+def _synthesis_batch(system: Any, state: dict[str, Any], batch: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The batch the synthesis stage sees in the chain: ``I_in``, ``M_fin`` under the stage's
+    ``fin_key``, ``M_edge``, the occluder mask ``O`` estimated from ``M_fa``, and the batch's
+    ``I_gt`` / landmarks (its training targets) when present."""
+    out: dict[str, Any] = {"I_in": state["I_in"], "occluder_mask": state["O"], "edge_lines": state.get("M_edge")}
+    out[system.hparams.fin_key] = state["M_fin"]
+    for key in ("I_gt", "landmarks"):
+        if batch is not None and key in batch:
+            out[key] = batch[key]
+    return out
+
+
+def _run_synthesis(system: Any, state: dict[str, Any]) -> None:
+    cond = system.conditions(_synthesis_batch(system, state))
+    generator = system.generator if system.training else system.eval_generator
+    state["I_out"] = generator(cond.image, cond.parsing, cond.edges, cond.mask)["output"]
+
+
+def _synthesis_ema(system: Any) -> None:
+    if system.generator_ema is not None:
+        system.generator_ema.update_parameters(system.generator)
+
+
+def _loss_synthesis(system: Any, state: dict[str, Any], batch: Mapping[str, Any]):
+    if "I_gt" not in batch:
+        return None
+    terms = system.generator_loss(system.conditions(_synthesis_batch(system, state, batch)), state["I_out"])
+    return terms["loss"], {k: v.detach() for k, v in terms.items() if k != "loss"}
+
+
 def _run_reconstruction(system: Any, state: dict[str, Any]) -> None:
     image = state.get("I_out", state["I_in"])
     if image.shape[-1] != system.hparams.image_size:
@@ -207,6 +239,8 @@ LINKS: dict[str, Link] = {
     "parsing": Link("parsing", ("I_in",), _run_parsing, _loss_parsing),
     "edge_lines": Link("edge_lines", ("I_in",), _run_edge_lines, _loss_edge_lines, frozen_parts=("discriminator",)),
     "fusion": Link("fusion", ("M_fa", "M_edge"), _run_fusion),
+    "synthesis": Link("synthesis", ("I_in", "M_fin", "O"), _run_synthesis, _loss_synthesis,
+                      frozen_parts=("discriminator",), after_step=_synthesis_ema),
     "reconstruction": Link("reconstruction", ("I_in",), _run_reconstruction, _loss_reconstruction),
 }
 """Stage name -> its link. Stages added later register here (:func:`register_link`)."""

@@ -194,3 +194,21 @@ def test_export_pipeline_command_writes_a_checkpoint_that_needs_no_stage_file(tm
     assert torch.equal(got, expected)
     assert main(["export-pipeline", "-c", str(config), "--out", str(tmp_path / "x.ckpt")]) == 2  # stage file gone
     assert not (tmp_path / "x.ckpt").exists() and not (tmp_path / "x.ckpt.partial").exists()
+
+
+def test_synthesis_in_the_chain_keeps_unoccluded_pixels_and_receives_the_coarse_gradient(batch: dict) -> None:
+    """Synthesis between fusion and the coarse stage: I_out equals I_in outside the estimated occluder
+    mask O, and with both stages trainable the coarse Eq. 4 losses reach the generator through I_out."""
+    synthesis = {"model": {"width": 8, "num_blocks": 1, "identity": "none"}}
+    system = _pipeline(trainable=("synthesis", "reconstruction"), synthesis=synthesis).train()
+    assert system.order == ["parsing", "edge_lines", "fusion", "synthesis", "reconstruction"]
+    state = system(batch["image"])
+    outside = (state["O"] < 0.5).expand_as(state["I_in"])
+    assert torch.equal(state["I_out"][outside], state["I_in"][outside])
+    system.weights["synthesis"] = 0.0  # only the coarse stage's loss: its gradient must reach G
+    total, logs = system.losses(state, batch)
+    total.backward()
+    generator_grads = [p.grad for p in system.stages["synthesis"].generator.parameters() if p.grad is not None]
+    assert bool((state["O"] > 0.5).any()), "no occluder estimated: the test would prove nothing"
+    assert generator_grads and any(g.abs().sum() > 0 for g in generator_grads)
+    assert all(p.grad is None for p in system.stages["synthesis"].discriminator.parameters())

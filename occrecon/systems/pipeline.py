@@ -109,6 +109,10 @@ class PipelineSystem(L.LightningModule):
             self.stages[name] = system
         self.trainable = [n for n in self.stages if stages[n]["trainable"]]
         self._freeze()
+        for name in self.trainable:  # helper networks a trainable stage's loss needs (its own setup's job)
+            prepare = getattr(self.stages[name], "build_frozen_networks", None)
+            if prepare is not None:
+                prepare()
         self.save_hyperparameters({"width": width, "optimizer": optimizer, "scheduler": scheduler,
                                    "stages": stages, "loss": loss})  # fmt: skip
 
@@ -162,6 +166,11 @@ class PipelineSystem(L.LightningModule):
         self.log_dict({f"train/loss/{k}": v for k, v in logs.items()}, batch_size=size)
         self.log("train/loss", total.detach(), batch_size=size, prog_bar=True)
         return total
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        for name in self.trainable:
+            if LINKS[name].after_step is not None:
+                LINKS[name].after_step(self.stages[name])
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         state = self(batch["image"])
