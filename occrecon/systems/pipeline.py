@@ -30,7 +30,15 @@ import lightning as L
 import torch
 from torch import nn
 
-from occrecon.chain import LINKS, NETWORK_STAGES, build_stage, chain_order, load_stage_weights, run_chain, stage_model_config
+from occrecon.chain import (
+    LINKS,
+    NETWORK_STAGES,
+    build_stage,
+    chain_order,
+    load_stage_weights,
+    run_chain,
+    stage_model_config,
+)
 from occrecon.config.schema import BaseModelConfig
 from occrecon.errors import ConfigError
 from occrecon.training import build_optimization
