@@ -172,3 +172,15 @@ def test_skin_mask_restricts_the_photometric_loss():
     assert mask[..., :2].eq(1).all() and mask[..., 2:].eq(0).all()
     loss = photometric_loss(torch.zeros_like(image), image, mask, eps=0.0)
     assert loss.item() == pytest.approx(torch.tensor(SKIN[0], dtype=torch.float32).div(255).norm().item(), rel=1e-5)
+
+
+def test_landmark_loss_in_paper_pixels_is_resolution_free():
+    # the same face at 128 px and 224 px: offsets scale with the side, the normalised loss does not
+    target = torch.tensor([[[10.0, 20.0], [30.0, 40.0]]])
+    offset = torch.tensor([[[1.0, 0.0], [0.0, 2.0]]])  # px at 128 px -> (1 + 4) / 2 = 2.5 px^2 raw
+    weights = torch.ones(2)
+    raw_128 = landmark_loss(target + offset, target, weights)
+    assert raw_128.item() == pytest.approx(2.5)
+    at_128 = landmark_loss(target + offset, target, weights, image_size=128)
+    at_224 = landmark_loss((target + offset) * 1.75, target * 1.75, weights, image_size=224)
+    assert at_128.item() == pytest.approx(2.5 * 1.75**2) and at_224.item() == pytest.approx(2.5 * 1.75**2)

@@ -13,9 +13,12 @@ from occrecon.metrics.reconstruction import (
     align_to,
     coefficient_cosine,
     landmark_nme,
+    mode_displacement,
     photometric_error,
+    shape_errors,
     umeyama,
     vertex_error,
+    visible_modes,
 )  # fmt: skip
 
 
@@ -115,3 +118,28 @@ def test_metric_splits_by_glasses() -> None:
     assert out["nme"].item() == pytest.approx(0.1)  # NaN (absent) samples are skipped
     assert math.isnan(out["nme_no_glasses"].item())
     assert (out["count"].item(), out["count_glasses"].item(), out["count_no_glasses"].item()) == (3, 2, 1)
+
+
+def test_mode_displacement_and_visible_modes_by_hand() -> None:
+    basis = torch.zeros(2, 3, 2)
+    basis[0, :, 0] = torch.tensor([3.0, 4.0, 0.0])  # mode 0 moves vertex 0 by 5, vertex 1 not at all
+    basis[:, 0, 1] = 1.0  # mode 1 moves both vertices by 1
+    assert mode_displacement(basis).tolist() == pytest.approx([math.sqrt(25 / 2), 1.0])
+    assert mode_displacement(basis, torch.tensor([True, False])).tolist() == pytest.approx([5.0, 1.0])
+    # x 0.003 units x 100 mm/unit: 1.06 mm and 0.3 mm per sigma -> only mode 0 is visible at 0.4 mm
+    assert visible_modes(basis * 0.003, None, 100.0).tolist() == [True, False]
+    cos = coefficient_cosine(torch.tensor([[1.0, 5.0]]), torch.tensor([[2.0, -5.0]]), torch.tensor([True, False]))
+    assert cos.item() == pytest.approx(1.0)
+
+
+def test_shape_errors_mean_face_and_size_floor_by_hand() -> None:
+    gen = torch.Generator().manual_seed(0)
+    mean = torch.randn(50, 3, generator=gen)
+    mean = mean - mean.mean(0)
+    gt = (mean * 1.1)[None]  # the same shape, 10 % larger
+    out = shape_errors(gt.clone(), gt, mean, None, mm_per_unit=100.0)
+    expected = 0.1 * mean.norm(dim=1).mean().item() * 100.0  # rigid: centroids match, no rotation helps
+    assert out["error_mm"].item() == pytest.approx(0.0, abs=1e-3)
+    assert out["mean_face_error_sim_mm"].item() == pytest.approx(0.0, abs=1e-3)
+    assert out["mean_face_error_mm"].item() == pytest.approx(expected, rel=1e-4)
+    assert out["size_floor_mm"].item() == pytest.approx(expected, rel=1e-4)  # the resized truth is the mean face

@@ -24,6 +24,9 @@ DEFAULT_WEIGHTS: dict[str, float] = {"feat": 0.2, "regu": 3.6e-4, "phot": 1.4, "
 """λ of Eq. 4 (paper) plus ``light``: the RGB-SH monochromaticity part of the regulariser, weighted
 on its own as Deep3D does (``w_gamma = 10``); it only exists when gamma is RGB (27-D)."""
 
+PAPER_IMAGE_SIZE = 224
+"""Image side (px) of the paper's input: ``L_land`` with ``image_size`` is in pixels of this size."""
+
 REGU_INNER_WEIGHTS: dict[str, float] = {"id": 1.0, "exp": 0.8, "tex": 1.7e-2}
 """Inner weights of ``L_regu`` on α_id, β_exp, β_tex (Deep3D's ``w_id``, ``w_exp``, ``w_tex``); keys are
 the group names of ``occrecon.facemodel.layout.Coefficients``."""
@@ -76,11 +79,15 @@ def landmark_loss(
     target: torch.Tensor,
     weights: torch.Tensor | None = None,
     visibility: torch.Tensor | None = None,
+    image_size: float | None = None,
 ) -> torch.Tensor:
     """``L_land`` (Eq. 4): weighted mean squared landmark distance in pixels.
 
     ``L = sum_{b,k} v_bk w_k ||p_bk - q_bk||^2 / max(sum_{b,k} v_bk, 1)``; with every point visible
-    this is Deep3D's ``sum w ||.||^2 / (B N)``.
+    this is Deep3D's ``sum w ||.||^2 / (B N)``. With ``image_size`` (the side ``S`` of the image the
+    points live in) the distances are measured in pixels of the paper's :data:`PAPER_IMAGE_SIZE`
+    (224) image: ``L`` is multiplied by ``(224 / S)^2``, so that λ_land means the same at every
+    resolution (at 128 px the raw px² loss is 3.06 times smaller than at 224 px).
 
     Args:
         predicted: ``[B, N, 2]`` projected model landmarks (pixels).
@@ -89,7 +96,7 @@ def landmark_loss(
         visibility: optional ``[B, N]`` bool/float; invisible points are ignored.
 
     Returns:
-        Scalar loss (pixels^2).
+        Scalar loss (pixels^2; pixels of a 224 px image when ``image_size`` is given).
     """
     check_shape(predicted, ["B", "N", 2], "predicted")
     check_shape(target, list(predicted.shape), "target")
@@ -103,7 +110,8 @@ def landmark_loss(
         vis.unsqueeze(-1) > 0, predicted - target, torch.zeros((), dtype=predicted.dtype, device=predicted.device)
     )
     per_point = (diff * diff).sum(-1) * weights.to(predicted) * vis
-    return per_point.sum() / vis.sum().clamp_min(1.0)
+    scale = 1.0 if image_size is None else (PAPER_IMAGE_SIZE / float(image_size)) ** 2
+    return per_point.sum() / vis.sum().clamp_min(1.0) * scale
 
 
 def feature_loss(embedding_input: torch.Tensor, embedding_render: torch.Tensor) -> torch.Tensor:

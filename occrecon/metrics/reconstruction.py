@@ -10,7 +10,14 @@ All per-sample functions return ``[B]`` so a split can be summarised overall and
 - **Landmark NME**: :func:`occrecon.metrics.landmarks.nme_per_image` normalised by the
   inter-ocular distance of the ground truth.
 - **Photometric error**: mean L2 RGB distance (``[0, 1]`` units) inside an evaluation mask.
-- **Identity cosine**: cosine between predicted and ground-truth identity coefficients ``α_id``.
+- **Identity cosine**: cosine between predicted and ground-truth identity coefficients ``α_id``;
+  ``id_cosine_visible`` restricts it to the modes an image can show (:func:`visible_modes`: those
+  that move the face region by more than ``0.4 mm`` RMS per σ).
+- **Baselines and floors** (:func:`shape_errors`): the mean face (zero identity and expression)
+  scored like a prediction, and the *size floor*: the ground truth rescaled to the mean face's RMS
+  size, rigid-aligned. One image does not show the face's overall size (the Eq. 7 scale ``f``
+  absorbs it), so a rigid error below the size floor is not expected; the similarity-aligned error
+  is the one that measures shape.
 """
 
 from __future__ import annotations
@@ -104,11 +111,84 @@ def photometric_error(rendered: torch.Tensor, target: torch.Tensor, mask: torch.
     return torch.where(area > 0, total / area.clamp_min(1.0), torch.full_like(area, float("nan")))
 
 
-def coefficient_cosine(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """``[B]`` cosine similarity of coefficient vectors ``[B, K]`` (e.g. ``α_id``)."""
+def coefficient_cosine(pred: torch.Tensor, gt: torch.Tensor, modes: torch.Tensor | None = None) -> torch.Tensor:
+    """``[B]`` cosine similarity of coefficient vectors ``[B, K]`` (e.g. ``α_id``), over the
+    modes where ``modes`` (``[K]`` bool) is true when given."""
     check_shape(pred, ["B", "K"], "pred")
     check_shape(gt, list(pred.shape), "gt")
+    if modes is not None:
+        check_shape(modes, [pred.shape[1]], "modes")
+        pred, gt = pred[:, modes], gt[:, modes]
     return F.cosine_similarity(pred, gt, dim=1, eps=1e-8)
+
+
+VISIBLE_MODE_MM = 0.4
+"""Threshold of :func:`visible_modes`: RMS displacement of the face region per σ, in mm."""
+
+
+def mode_displacement(basis: torch.Tensor, vertex_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``[K]`` RMS over the (masked) vertices of each mode's displacement per σ.
+
+    Args:
+        basis: ``[V, 3, K]`` σ-scaled basis (``MorphableModel.id_basis``), model units.
+        vertex_mask: ``[V]`` bool, e.g. ``face_mask`` (default: every vertex).
+    """
+    check_shape(basis, ["V", 3, "K"], "basis")
+    if vertex_mask is not None:
+        check_shape(vertex_mask, [basis.shape[0]], "vertex_mask")
+        basis = basis[vertex_mask]
+    return basis.pow(2).sum(dim=1).mean(dim=0).sqrt()
+
+
+def visible_modes(
+    basis: torch.Tensor, vertex_mask: torch.Tensor | None, mm_per_unit: float, threshold_mm: float = VISIBLE_MODE_MM
+) -> torch.Tensor:
+    """``[K]`` bool: modes whose RMS displacement of the face region exceeds ``threshold_mm`` per σ."""
+    return mode_displacement(basis, vertex_mask) * mm_per_unit > threshold_mm
+
+
+def rms_size(vertices: torch.Tensor) -> torch.Tensor:
+    """``[B]`` RMS distance of the vertices ``[B, N, 3]`` from their centroid."""
+    check_shape(vertices, ["B", "N", 3], "vertices")
+    centred = vertices - vertices.mean(dim=1, keepdim=True)
+    return centred.pow(2).sum(-1).mean(-1).sqrt()
+
+
+def shape_errors(
+    pred: torch.Tensor,
+    gt: torch.Tensor,
+    mean: torch.Tensor,
+    vertex_mask: torch.Tensor | None = None,
+    mm_per_unit: float = 1.0,
+) -> dict[str, torch.Tensor]:
+    """Per-sample 3D errors ``[B]`` of a prediction, of the mean face, and the rigid size floor.
+
+    Args:
+        pred, gt: ``[B, V, 3]`` predicted and true meshes (same topology, model units).
+        mean: ``[V, 3]`` mean face (the baseline that knows nothing about the image).
+        vertex_mask: ``[V]`` bool region scored (e.g. ``face_mask``).
+        mm_per_unit: model units -> mm.
+
+    Returns:
+        ``error``/``error_sim`` (model units), ``error_mm``/``error_sim_mm`` (rigid / similarity
+        aligned), ``mean_face_error_mm``/``mean_face_error_sim_mm``, ``size_floor_mm`` (the truth
+        scaled about its centroid to the mean face's RMS size, rigid-aligned to the truth).
+    """
+    check_shape(mean, [pred.shape[1], 3], "mean")
+    base = mean.to(pred).expand_as(pred)
+    region = (lambda v: v) if vertex_mask is None else (lambda v: v[:, vertex_mask])
+    g = region(gt)
+    centre = g.mean(dim=1, keepdim=True)
+    resized = centre + (g - centre) * (rms_size(region(base)) / rms_size(g).clamp_min(1e-12))[:, None, None]
+    out = {
+        "error": vertex_error(pred, gt, "rigid", vertex_mask),
+        "error_sim": vertex_error(pred, gt, "similarity", vertex_mask),
+        "mean_face_error_mm": vertex_error(base, gt, "rigid", vertex_mask) * mm_per_unit,
+        "mean_face_error_sim_mm": vertex_error(base, gt, "similarity", vertex_mask) * mm_per_unit,
+        "size_floor_mm": vertex_error(resized, g, "rigid") * mm_per_unit,
+    }
+    out["error_mm"], out["error_sim_mm"] = out["error"] * mm_per_unit, out["error_sim"] * mm_per_unit
+    return out
 
 
 class ReconstructionMetrics(Metric):

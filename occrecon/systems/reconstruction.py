@@ -13,7 +13,11 @@ Losses are logged unweighted and weighted (``train/loss/<term>``, ``train/loss/<
 Validation/test on data with ground-truth coefficients (``coeffs``, the synthetic set) log
 ``val/error_mm`` (rigid-aligned per-vertex error of the face region, mm), ``val/error_sim_mm``
 (similarity-aligned), ``val/error`` / ``val/error_sim`` (model units), ``val/nme``,
-``val/photo_error``, ``val/id_cosine``, each also ``_glasses`` / ``_no_glasses``. The ground-truth
+``val/photo_error``, ``val/id_cosine`` (all identity modes) and ``val/id_cosine_visible`` (the modes an
+image can show), the mean-face baseline ``val/mean_face_error_mm`` / ``val/mean_face_error_sim_mm``
+and the rigid size floor ``val/size_floor_mm`` (:func:`occrecon.metrics.reconstruction.shape_errors`),
+each also ``_glasses`` / ``_no_glasses``. ``L_land`` is in pixels of a 224 px image whatever
+``image_size`` (λ_land means the same at every size). The ground-truth
 mesh is rebuilt from ``coeffs`` with this system's face model, so ``model.face_model`` must be the
 one the data were made with.
 """
@@ -55,7 +59,8 @@ from occrecon.metrics.reconstruction import (
     coefficient_cosine,
     landmark_nme,
     photometric_error,
-    vertex_error,
+    shape_errors,
+    visible_modes,
 )  # fmt: skip
 from occrecon.nets.coeff_regressor import CoefficientRegressor
 from occrecon.render.face import camera_for_layout, render_face
@@ -69,7 +74,10 @@ PHOTO_CLASSES: tuple[int, ...] = tuple(
     CELEBAMASK[n] for n in ("skin", "nose", "l_eye", "r_eye", "l_brow", "r_brow", "mouth", "u_lip", "l_lip")
 )
 """Parsing classes of the face interior used as the ``L_phot`` mask (no glasses, hair, ears, neck)."""
-METRICS: tuple[str, ...] = ("error", "error_mm", "error_sim", "error_sim_mm", "nme", "photo_error", "id_cosine")
+METRICS: tuple[str, ...] = (
+    "error", "error_mm", "error_sim", "error_sim_mm", "nme", "photo_error", "id_cosine", "id_cosine_visible",
+    "mean_face_error_mm", "mean_face_error_sim_mm", "size_floor_mm",
+)  # fmt: skip
 INPUTS = {"occluded": "I_in", "clean": "I_gt"}
 FROZEN_PREFIXES = ("face_model.", "feat_loss.")
 """State-dict prefixes of fixed assets (face model, identity network): rebuilt from the config,
@@ -270,7 +278,7 @@ class ReconstructionSystem(L.LightningModule):
             terms["light"] = lambda: light_colour_loss(c.gamma)
         if "landmarks" in prepared:
             lm, vis = prepared["landmarks"], prepared["visible"]
-            terms["land"] = lambda: landmark_loss(out.landmarks, lm, self.landmark_w, vis)
+            terms["land"] = lambda: landmark_loss(out.landmarks, lm, self.landmark_w, vis, self.hparams.image_size)
             if self.feat_loss is not None:
                 terms["feat"] = lambda: self.feat_loss(
                     prepared["image"], out.image, five_points(lm), five_points(out.landmarks)
@@ -308,13 +316,11 @@ class ReconstructionSystem(L.LightningModule):
         if "coeffs" in batch:
             gt = batch["coeffs"].float()
             face = self.face_model.face_mask if bool(self.face_model.face_mask.any()) else None
-            pred_v, gt_v = self.vertices(y), self.vertices(gt)
-            mm = self.face_model.mm_per_unit
-            values["error"] = vertex_error(pred_v, gt_v, "rigid", face)
-            values["error_sim"] = vertex_error(pred_v, gt_v, "similarity", face)
-            values["error_mm"], values["error_sim_mm"] = values["error"] * mm, values["error_sim"] * mm
-            gt_id = layout_of(self.face_model, gt).split(gt).id
-            values["id_cosine"] = coefficient_cosine(self.layout.split(y).id, gt_id)
+            fm, mm = self.face_model, self.face_model.mm_per_unit
+            values.update(shape_errors(self.vertices(y), self.vertices(gt), fm.mean_shape, face, mm))
+            gt_id, pred_id = layout_of(fm, gt).split(gt).id, self.layout.split(y).id
+            values["id_cosine"] = coefficient_cosine(pred_id, gt_id)
+            values["id_cosine_visible"] = coefficient_cosine(pred_id, gt_id, visible_modes(fm.id_basis, face, mm))
         return values
 
     def _eval_step(self, batch: dict[str, Any], metrics: ReconstructionMetrics, prefix: str) -> None:
