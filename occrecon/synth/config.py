@@ -25,6 +25,9 @@ class SynthConfig:
         images_per_identity: pictures per identity (consecutive samples share an identity).
         shard_size: samples per shard file.
         max_yaw_deg, max_pitch_deg, max_roll_deg: pose ranges (uniform in +-max).
+        max_scale: range of the Eq. 7 relative scale ``f`` (uniform in +-max_scale, centred on
+            ``f = 0``, the scale that zero coefficients ``y = 0`` give: no size bias for a network
+            that starts from the mean face; data sets made before this field drew ``[-0.15, 0.05]``).
         p_glasses, p_hand, p_hair: occluder probabilities per sample (independent).
         id_scale, exp_scale, tex_scale: standard deviation of the drawn coefficients.
         light_scale: standard deviation of the non-ambient SH coefficients.
@@ -42,6 +45,7 @@ class SynthConfig:
     max_yaw_deg: float = 60.0
     max_pitch_deg: float = 15.0
     max_roll_deg: float = 10.0
+    max_scale: float = 0.1
     p_glasses: float = 0.5
     p_hand: float = 0.2
     p_hair: float = 0.2

@@ -127,7 +127,7 @@ class SceneContext:
         gamma[0, 2] = gamma[0, 2].abs()  # light from the camera side more often than from behind
         u = torch.rand(6, generator=gen) * 2.0 - 1.0
         angles = torch.stack([u[0] * c.max_pitch_deg, u[1] * c.max_yaw_deg, u[2] * c.max_roll_deg]) * (math.pi / 180.0)
-        scale = (u[3] * 0.1 - 0.05).reshape(1, 1)
+        scale = (u[3] * c.max_scale).reshape(1, 1)  # centred on f = 0 (y = 0): no size bias
         translation = (u[4:6] * 0.04 * c.size).reshape(1, 2)
         style_code = 0
         if self._wears_glasses(identity, picture):
