@@ -3,42 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import torch
 
+from occrecon.facemodel.sampling import random_coefficients
 from occrecon.utils.seeding import torch_generator
-
-
-def random_coefficients(layout, batch: int, generator: torch.Generator, max_yaw_deg: float = 30.0) -> torch.Tensor:
-    """Random plausible coefficients: identity/texture ~ N(0, 0.8), expression ~ N(0, 0.5),
-    mild random SH light, yaw uniform in ``±max_yaw_deg``, small pitch/roll, centred."""
-    y = layout.zeros(batch)
-    parts = layout.split(y)
-
-    def normal(like: torch.Tensor, std: float) -> torch.Tensor:
-        return torch.randn(like.shape, generator=generator) * std
-
-    angles = torch.stack(
-        [
-            normal(parts.angles[:, 0], math.radians(8)),
-            (torch.rand(batch, generator=generator) * 2 - 1) * math.radians(max_yaw_deg),
-            normal(parts.angles[:, 2], math.radians(5)),
-        ],
-        dim=1,
-    )
-    parts = type(parts)(
-        **{
-            **parts.as_dict(),
-            "id": normal(parts.id, 0.8),
-            "exp": normal(parts.exp, 0.5),
-            "tex": normal(parts.tex, 0.8),
-            "gamma": normal(parts.gamma, 0.15),
-            "angles": angles,
-        }
-    )
-    return layout.join(parts)
 
 
 def render_grid(model_name: str, model_dir: str | None, n: int, seed: int, size: int, backend: str, out: Path) -> Path:
