@@ -216,7 +216,7 @@ def _run_reconstruction(system: Any, state: dict[str, Any]) -> None:
     state["render"] = system.render(state["coeffs"])
 
 
-def _reconstruction_batch(state: dict[str, Any], batch: Mapping[str, Any]) -> dict[str, Any]:
+def reconstruction_batch(state: dict[str, Any], batch: Mapping[str, Any]) -> dict[str, Any]:
     """The batch the coarse stage sees in the chain: ``I_out`` (else ``I_in``) as its input image,
     ``M_fin`` (else ``M_fa``) as the parsing map that masks ``L_phot``, the batch's landmarks."""
     image = state.get("I_out", state["I_in"])
@@ -231,7 +231,7 @@ def _reconstruction_batch(state: dict[str, Any], batch: Mapping[str, Any]) -> di
 
 
 def _loss_reconstruction(system: Any, state: dict[str, Any], batch: Mapping[str, Any]):
-    prepared = system.prepare(_reconstruction_batch(state, batch))
+    prepared = system.prepare(reconstruction_batch(state, batch))
     return system.losses(prepared, state["coeffs"], state["render"])
 
 

@@ -202,7 +202,10 @@ def test_synthesis_in_the_chain_keeps_unoccluded_pixels_and_receives_the_coarse_
     synthesis = {"model": {"width": 8, "num_blocks": 1, "identity": "none"}}
     system = _pipeline(trainable=("synthesis", "reconstruction"), synthesis=synthesis).train()
     assert system.order == ["parsing", "edge_lines", "fusion", "synthesis", "reconstruction"]
-    state = system(batch["image"])
+    # the 2D maps from the ground truth (M_fa with occluders, true edge lines): a known occluder mask
+    state = {"I_in": batch["image"], "M_fa": batch["label_map"], "M_edge": batch["edge_lines"]}
+    for name in ("fusion", "synthesis", "reconstruction"):
+        LINKS[name].run(system.stages[name] if name in system.stages else None, state)
     outside = (state["O"] < 0.5).expand_as(state["I_in"])
     assert torch.equal(state["I_out"][outside], state["I_in"][outside])
     system.weights["synthesis"] = 0.0  # only the coarse stage's loss: its gradient must reach G

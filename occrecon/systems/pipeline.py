@@ -36,14 +36,20 @@ from occrecon.chain import (
     build_stage,
     chain_order,
     load_stage_weights,
+    reconstruction_batch,
     run_chain,
     stage_model_config,
 )
 from occrecon.config.schema import BaseModelConfig
 from occrecon.errors import ConfigError
+from occrecon.metrics.reconstruction import ReconstructionMetrics
 from occrecon.training import build_optimization
 
 log = logging.getLogger(__name__)
+
+CHAIN_METRICS: tuple[str, ...] = ("error_mm", "error_sim_mm", "nme", "photo_error")
+"""Coarse-stage metrics logged for the chain and, as ``<name>_without_synthesis``, for the same
+coarse stage fed ``I_in`` directly (the chain with and without the synthesis stage in front)."""
 
 
 @dataclass
@@ -116,6 +122,8 @@ class PipelineSystem(L.LightningModule):
             stages[name] = {**entry, "model": config, "ckpt": None, "inline": True}
             self.stages[name] = system
         self.trainable = [n for n in self.stages if stages[n]["trainable"]]
+        names = CHAIN_METRICS + tuple(f"{m}_without_synthesis" for m in CHAIN_METRICS)
+        self.val_metrics = ReconstructionMetrics(names)
         self._freeze()
         for name in self.trainable:  # helper networks a trainable stage's loss needs (its own setup's job)
             prepare = getattr(self.stages[name], "build_frozen_networks", None)
@@ -180,12 +188,37 @@ class PipelineSystem(L.LightningModule):
             if LINKS[name].after_step is not None:
                 LINKS[name].after_step(self.stages[name])
 
+    @torch.no_grad()
+    def evaluate(self, state: dict[str, Any], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Per-sample coarse-stage metrics ``name -> [B]`` of the chain (:data:`CHAIN_METRICS`), and
+        of the same coarse stage on ``I_in`` (``<name>_without_synthesis``) when synthesis runs."""
+        coarse = self.stages["reconstruction"] if "reconstruction" in self.stages else None
+        if coarse is None:
+            return {}
+        values = coarse.evaluate(batch, coarse.prepare(reconstruction_batch(state, batch)), state["coeffs"], state["render"])
+        if "I_out" in state:
+            alone = {k: v for k, v in state.items() if k != "I_out"}
+            LINKS["reconstruction"].run(coarse, alone)
+            prepared = coarse.prepare(reconstruction_batch(alone, batch))
+            without = coarse.evaluate(batch, prepared, alone["coeffs"], alone["render"])
+            values.update({f"{k}_without_synthesis": v for k, v in without.items()})
+        return values
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         state = self(batch["image"])
         total, logs = self.losses(state, batch)
         size = batch["image"].shape[0]
         self.log_dict({f"val/loss/{k}": v for k, v in logs.items()}, batch_size=size, sync_dist=True)
         self.log("val/loss", total, batch_size=size, sync_dist=True)
+        values = self.evaluate(state, batch)
+        if values:
+            self.val_metrics.update(values, batch["glasses"] > 0 if "glasses" in batch else None)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.val_metrics.update_count:
+            computed = {f"val/{k}": float(v) for k, v in self.val_metrics.compute().items()}
+            self.log_dict({k: v for k, v in computed.items() if v == v})  # NaN: not measurable here
+        self.val_metrics.reset()
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Every intermediate map of the chain (render buffers dropped, kept: its image and mask)."""
