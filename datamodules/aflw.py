@@ -14,6 +14,10 @@ documentation — items marked [mem] could not be checked against a file):
 * ``mask_new``: ``[N, 19]``, 1 = visible, 0 = not visible.
 * ``bbox``: ``[N, 4]``, ``[left, right, top, bottom]`` in pixels.
 * ``nameList``: ``[N, 1]`` cell of image paths relative to ``flickr/`` (e.g. ``0/image00002.jpg``).
+  43 of the 21 121 AFLW image names end in ``.png`` while the archive holds a ``.jpg`` of that name;
+  as public AFLW converters do, a missing ``.png`` falls back to the ``.jpg``, and
+  :attr:`AFLWDataModule.index_findings` counts these per indexed split (``occrecon data check aflw``
+  reports them).
 * ``ra``: ``[1, N]`` 1-based random permutation; ``train = ra[:20000] - 1``, ``test`` (AFLW-Full)
   ``= ra[20000:] - 1`` (4 386). ``train_count`` changes the 20 000 (only for small test fixtures).
 
@@ -26,8 +30,9 @@ shared by upper/lower lid channels — and nose and mouth polylines repeated ove
 channels they stand for).
 
 Splits: ``train``, ``test`` (= ``full``), ``frontal`` (test faces with all 19 visible, AFLW-Frontal)
-and ``all``. Coordinates: assumed Matlab 1-based pixel centres [mem], so ``x_ours = x - 0.5``
-(same :data:`datamodules.w300.PTS_OFFSET`). Invisible points keep their stored coordinates and
+and ``all``. Coordinates: assumed Matlab 1-based pixel centres like 300-W's (which iBUG states,
+see ``datamodules.w300``); for AFLW this is [mem], so ``x_ours = x - 0.5`` (same
+:data:`datamodules.w300.PTS_OFFSET`). Invisible points keep their stored coordinates and
 ``visibility = False``. The crop is the ``bbox`` squared and enlarged by ``margin`` per side.
 """
 
@@ -113,6 +118,20 @@ def split_indices(info: dict, split: str, train_count: int = TRAIN_COUNT) -> np.
     raise ValueError(f"AFLW split must be one of {SPLITS}, got {split!r}")
 
 
+PNG_NAME_JPG_FILE = "nameList .png read as the .jpg in the archive"
+"""Key of :attr:`AFLWDataModule.index_findings` counting the ``.png`` -> ``.jpg`` fall-backs."""
+
+
+def image_file(folder: Path, name: str) -> tuple[Path, bool]:
+    """The image of a ``nameList`` entry and whether it is the ``.jpg`` fall-back of a ``.png`` name."""
+    image = folder / name
+    if not image.is_file() and image.suffix.lower() == ".png":
+        for suffix in (".jpg", ".JPG"):
+            if image.with_suffix(suffix).is_file():
+                return image.with_suffix(suffix), True
+    return image, False
+
+
 def image_folder(root: Path) -> Path:
     """``root/flickr``, ``root/data/flickr`` or ``root/aflw/data/flickr`` (first that exists)."""
     for candidate in (root / "flickr", root / "data" / "flickr", root / "aflw" / "data" / "flickr"):
@@ -145,14 +164,17 @@ class AFLWDataModule(FaceDataModule):
     ) -> None:
         super().__init__(val_split=val_split, **options)
         self.margin, self.train_count = margin, train_count
+        self.index_findings: dict[str, int] = {}
+        """Counts of tolerated oddities of the last :meth:`index` call (see the module docstring)."""
 
     def index(self, split: str, on_error: Callable[[BaseException], None] | None = None) -> list[Record]:
         root = self.root
         info = read_aflw_info(root / MAT_FILE)
         folder = image_folder(root)
-        records = []
+        records, fallbacks = [], 0
         for i in split_indices(info, split, self.train_count).tolist():
-            image = folder / info["names"][i]
+            image, fallback = image_file(folder, info["names"][i])
+            fallbacks += fallback
             if not image.is_file():
                 err = FileNotFoundError(f"{image}: AFLW image (nameList entry {i + 1}) is missing")
                 if on_error is None:
@@ -161,6 +183,7 @@ class AFLWDataModule(FaceDataModule):
                 continue
             fields = {"landmarks": info["landmarks"][i], "visibility": info["visibility"][i], "bbox": info["bbox"][i]}
             records.append(Record(id=str(i), image=image, fields=fields))
+        self.index_findings = {PNG_NAME_JPG_FILE: fallbacks} if fallbacks else {}
         return records
 
     def load(self, record: Record) -> RawSample:

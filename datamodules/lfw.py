@@ -17,7 +17,8 @@ image has no attribute row. Attribute names use spaces; folders use underscores.
 Splits: ``pairs`` (verification pairs of ``folds``, default all 10) and ``images`` (every image
 referenced by ``pairs.txt``; samples carry ``eyewear``). ``glasses="with"`` keeps pairs where at least one image has eyeglasses
 or sunglasses; ``"without"`` pairs where both images have no eyewear (pairs with an unknown image
-are in neither). A pair sample is ``{"image_a", "image_b", "same" (bool), "fold", "index_a",
+are in neither); both need ``lfw_attributes.txt`` and raise :class:`~occrecon.errors.MissingAssetError`
+naming it when it is absent (CelebAMask-HQ does the same for its attribute file). A pair sample is ``{"image_a", "image_b", "same" (bool), "fold", "index_a",
 "index_b", "eyewear_a", "eyewear_b", "meta_a", "meta_b"}``; images are cropped to the central
 ``crop_size`` square (default: the whole image). The synthetic generator's LFW export is read the
 same way (any fold count / pair count in the header).
@@ -43,6 +44,7 @@ from datamodules.common import (
     require_file,
     square_box,
 )
+from occrecon.errors import MissingAssetError
 from occrecon.utils.io import read_image
 
 UNKNOWN, NO_EYEWEAR, EYEGLASSES, SUNGLASSES = -1, 0, 1, 2
@@ -236,6 +238,13 @@ class LFWDataModule(FaceDataModule):
         """Image records (referenced by ``pairs.txt``), parsed pairs, per-image eyewear."""
         root = self.root
         pairs = read_pairs(root / PAIRS_FILE, on_error)
+        if self.glasses != "all" and not (root / ATTRIBUTES_FILE).is_file():
+            raise MissingAssetError(
+                root / ATTRIBUTES_FILE,
+                f"LFW eyewear attributes (needed for glasses={self.glasses!r}; glasses='all' works without them)",
+                "Get lfw_attributes.txt from https://www.cs.columbia.edu/CAVE/databases/pubfig/download/ "
+                "and put it next to pairs.txt.",
+            )
         eyewear_table = read_eyewear(root / ATTRIBUTES_FILE) if (root / ATTRIBUTES_FILE).is_file() else {}
         keys = sorted({key for pair in pairs for key in (pair.a, pair.b)})
         records, eyewear, bad = [], [], set()

@@ -21,8 +21,9 @@ default to ``common``/``full``.
     <x> <y>          x 68
     }
 
-Coordinates: the files use Matlab's 1-based pixel-centre convention [mem: widely assumed, not
-stated in the release]; occrecon's frame puts the first pixel's centre at 0.5, so
+Coordinates: iBUG's 300-W annotation pages (ibug.doc.ic.ac.uk/resources) state that the points
+follow "the Matlab convention of 1 being the first index, i.e. the top left pixel is x=1, y=1":
+1-based pixel centres. occrecon's frame puts the first pixel's centre at 0.5, so
 ``x_ours = x_pts - 0.5`` (:data:`PTS_OFFSET`). All 68 points are annotated (visible = True).
 The face crop is the square around the landmarks enlarged by ``margin`` on each side.
 """

@@ -47,6 +47,7 @@ class SplitReport:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0))
     problems: list[str] = field(default_factory=list)
     absent: bool = False
+    findings: dict[str, int] = field(default_factory=dict)  # tolerated oddities (the module's index_findings)
 
     def add(self, err: BaseException) -> None:
         from datamodules.common import error_kind
@@ -77,6 +78,7 @@ def check_split(datamodule: Any, split: str, progress: Callable[[int], None] | N
         report.add(err)
         return report
     report.samples = len(records) + len(report.problems)
+    report.findings = dict(getattr(datamodule, "index_findings", {}))
     for record in records:
         try:
             datamodule.load(record)
@@ -121,6 +123,7 @@ def format_table(reports: list[SplitReport]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    lines += [f"{r.split}: {n} x {what}" for r in reports for what, n in r.findings.items()]
     return "\n".join(lines)
 
 
