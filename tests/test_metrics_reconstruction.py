@@ -109,12 +109,13 @@ def test_coefficient_cosine() -> None:
 
 def test_metric_splits_by_glasses() -> None:
     metric = ReconstructionMetrics(("error_mm", "nme"))
-    metric.update({"error_mm": torch.tensor([1.0, 3.0])}, torch.tensor([True, False]))
+    metric.update({"error_mm": torch.tensor([1.0, 8.0])}, torch.tensor([True, False]))
     metric.update({"error_mm": torch.tensor([5.0]), "nme": torch.tensor([0.1])}, torch.tensor([True]))
     out = metric.compute()
-    assert out["error_mm"].item() == pytest.approx(3.0)
+    # three different means: swapping the subsets or averaging batch means would show
+    assert out["error_mm"].item() == pytest.approx(14.0 / 3.0)  # (1 + 8 + 5) / 3
     assert out["error_mm_glasses"].item() == pytest.approx(3.0)  # (1 + 5) / 2
-    assert out["error_mm_no_glasses"].item() == pytest.approx(3.0)
+    assert out["error_mm_no_glasses"].item() == pytest.approx(8.0)
     assert out["nme"].item() == pytest.approx(0.1)  # NaN (absent) samples are skipped
     assert math.isnan(out["nme_no_glasses"].item())
     assert (out["count"].item(), out["count_glasses"].item(), out["count_no_glasses"].item()) == (3, 2, 1)
