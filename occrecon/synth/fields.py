@@ -45,7 +45,8 @@ FIELDS: tuple[FieldSpec, ...] = (
         "png",
         "uint8",
         "[H, W]",
-        "CelebAMask-HQ 19-class parsing of I_in: glasses = eye_g (3), hair strands = hair (13), hands = background (0).",
+        "CelebAMask-HQ 19-class parsing of I_in: glasses = eye_g (3), hair strands = hair (13), hands = background (0); "
+        "l_/r_ = the subject's side (l_eye on the image's right in a frontal face).",
     ),
     FieldSpec(
         "parsing_gt",
