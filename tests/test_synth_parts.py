@@ -62,17 +62,24 @@ def test_backgrounds_are_textured_and_seeded() -> None:
 
 
 def test_detail_normals_tilt_against_the_height_gradient() -> None:
-    """On a plane z = 0 with h = 0.01 x (pores and wrinkles off), n' ∝ (-0.01, 0, 1)."""
-    flat = DetailParams(0.0, 0.0, 0.0, 0.0, 0.1, 0.0, 0.0, 0.01, torch.zeros(6, 3), torch.full((6,), torch.pi / 2))
+    """On the plane z = 0 (normal +z), wrinkles off, the relief h = 0.01 sin(x) (six equal pore
+    waves of frequency 1 / 2π along x) has dh/dx = 0.01 cos(x): at x = 0, n' ∝ (-0.01, 0, 1); at
+    x = π/2 the slope is 0 and the normal stays +z."""
     anchors = torch.zeros(68, 3)
     anchors[36:42, 0], anchors[42:48, 0] = -0.3, 0.3
+    flat = DetailParams(0.0, 0.0, 0.0, 0.0, 0.1, 0.0, 0.0, 0.01, torch.zeros(6, 3), torch.full((6,), torch.pi / 2))
     u = torch.tensor([[0.0, 0.0, 0.0], [0.5, 0.2, 0.0]])
-    h = displacement(u, anchors, flat)
-    torch.testing.assert_close(h, torch.full((2,), 0.01))  # sin(pi/2) = 1 everywhere: a constant lift
-    tilted = DetailParams(0.0, 0.0, 0.0, 0.0, 0.1, 0.0, 0.0, 0.0, torch.zeros(6, 3), torch.zeros(6))
-    n = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
-    _, n_flat = detailed_normals(u, n, anchors, tilted)
-    torch.testing.assert_close(n_flat, n)  # no relief: normals unchanged
+    torch.testing.assert_close(displacement(u, anchors, flat), torch.full((2,), 0.01))  # sin(π/2): a constant lift
+    _, n_flat = detailed_normals(u, torch.tensor([[0.0, 0.0, 1.0]] * 2), anchors, flat)
+    torch.testing.assert_close(n_flat, torch.tensor([[0.0, 0.0, 1.0]] * 2))  # no slope: normals unchanged
+
+    freq = torch.tensor([[1.0 / (2 * torch.pi), 0.0, 0.0]] * 6)
+    sloped = DetailParams(0.0, 0.0, 0.0, 0.0, 0.1, 0.0, 0.0, 0.01, freq, torch.zeros(6))
+    u = torch.tensor([[0.0, 0.3, 0.0], [torch.pi / 2, -0.2, 0.0]])
+    h, n_detail = detailed_normals(u, torch.tensor([[0.0, 0.0, 1.0]] * 2), anchors, sloped)
+    torch.testing.assert_close(h, torch.tensor([0.0, 0.01]))
+    expected = torch.tensor([[-0.01, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    torch.testing.assert_close(n_detail, expected / expected.norm(dim=-1, keepdim=True))
     # moving a plane facing the camera by h towards it reduces depth by exactly h
     d = detailed_depth(
         torch.tensor([10.0]), torch.tensor([0.02]), torch.tensor([[0.0, 0.0, 1.0]]), torch.tensor([[0.0, 0.0, -1.0]])
