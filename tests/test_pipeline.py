@@ -215,3 +215,16 @@ def test_synthesis_in_the_chain_keeps_unoccluded_pixels_and_receives_the_coarse_
     assert bool((state["O"] > 0.5).any()), "no occluder estimated: the test would prove nothing"
     assert generator_grads and any(g.abs().sum() > 0 for g in generator_grads)
     assert all(p.grad is None for p in system.stages["synthesis"].discriminator.parameters())
+
+
+def test_demo_section_draws_every_map_and_compares_with_the_coarse_stage_alone(dataset: Path, tmp_path: Path) -> None:
+    from occrecon.evaluation.pipeline import demo_section
+
+    synthesis = {"model": {"width": 8, "num_blocks": 1, "identity": "none"}}
+    system = _pipeline(trainable=(), synthesis=synthesis)
+    dm = SyntheticDataModule(image_size=SIZE, root=str(dataset), fields=FIELDS, augment=False, batch_size=4,
+                             generate=False, val_fraction=0.25, test_fraction=0.25)  # fmt: skip
+    section = demo_section(system, dm, tmp_path, max_batches=1)
+    assert (tmp_path / "pipeline.png").is_file()
+    assert "coarse alone (on I_in)" in section.tables[0]
+    assert "test/error_mm" in section.metrics and "test/error_mm_without_synthesis" in section.metrics
