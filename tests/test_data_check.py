@@ -19,6 +19,7 @@ from data_fixtures import (
     write_lfw,
 )
 
+from occrecon.cli import main
 from occrecon.commands import data_check as command
 from occrecon.data_check import check_dataset
 
@@ -44,8 +45,15 @@ def totals(reports) -> dict[str, int]:
     return {k: sum(r.counts[k] for r in reports) for k in keys}
 
 
-def test_plugin_protocol() -> None:
-    assert command.GROUP == "data"
+def test_the_cli_routes_data_check_to_this_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``occrecon data check`` (the plug-in's group + name) reaches the check: a truncated image is
+    reported and the exit code is 1; a clean set exits 0."""
+    root = write_helen(tmp_path / "helen")
+    assert main(["data", "check", "helen", "--root", str(root)]) == 0
+    assert "no problems found" in capsys.readouterr().out
+    truncate(root / "images" / "100000002_1.jpg", keep=0.3)
+    assert main(["data", "check", "helen", "--root", str(root)]) == 1
+    assert "100000002_1.jpg" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("dataset", sorted(WRITERS))
