@@ -88,15 +88,26 @@ def test_rotation_keeps_landmarks_on_their_features_and_pads_labels_with_ignore(
     assert (out_labels == IGNORE_LABEL).any()
 
 
-def test_keypoints_leaving_the_frame_are_kept() -> None:
+def test_keypoints_leaving_the_frame_are_kept_and_moved_with_the_others() -> None:
+    """A point far outside the frame (albumentations drops such points by default) stays in its
+    slot and follows the same similarity as the in-frame points: the affine map fitted to the
+    other 67 points predicts where it goes. A pure flip sends it to slot 16 at x = 64 + 30."""
     image, labels, points = eye_sample()
     points = points.copy()
-    points[0] = (-30.0, 10.0)  # far outside: albumentations would drop it by default
-    augment = FaceAugment(flip_prob=0.5, rotate_deg=30, scale_jitter=0.3, translate=0.2)
+    points[0] = (-30.0, 10.0)
+    flip = FaceAugment(flip_prob=1.0, rotate_deg=0, scale_jitter=0, translate=0, colour_jitter=0)
+    _, _, flipped, _ = flip(image, labels, points, np.ones(68, bool), np.random.default_rng(0))
+    np.testing.assert_allclose(flipped[16], [SIZE + 30.0, 10.0], atol=1e-3)  # point 0 is the jaw end: slot 16
+    augment = FaceAugment(flip_prob=0.0, rotate_deg=30, scale_jitter=0.3, translate=0.2)
     rng = np.random.default_rng(1)
+    homogeneous = np.concatenate([points, np.ones((68, 1))], axis=1)
     for _ in range(10):
         _, _, out_points, vis = augment(image, labels, points, np.ones(68, bool), rng)
         assert out_points.shape == (68, 2) and vis.shape == (68,)
+        affine, *_ = np.linalg.lstsq(homogeneous[1:], out_points[1:], rcond=None)  # [3, 2] from 67 points
+        assert np.abs(out_points[1:] - homogeneous[1:] @ affine).max() < 1e-2  # it is one affine map
+        np.testing.assert_allclose(out_points[0], homogeneous[0] @ affine, atol=2e-2)
+        assert np.abs(out_points[0] - points[0]).max() > 0.5  # and it did move
 
 
 def test_aflw_flip_order_and_unknown_layout() -> None:
