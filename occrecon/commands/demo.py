@@ -142,6 +142,11 @@ def fusion_section(parsing_trainer, edge_trainer, out: Path):
     return section
 
 
+def pipeline_overrides(trained: tuple[str, ...], out: Path) -> list[str]:
+    """The chain takes every stage the demo trained from that run's ``last.ckpt`` (its config too)."""
+    return [f"model.stages.{stage}.ckpt={out / 'runs' / stage / 'checkpoints' / 'last.ckpt'}" for stage in trained]
+
+
 def run_demo(out: Path, data_dir: Path, n: int, size: int, seed: int, stages: tuple[str, ...], workers: int | None, overwrite: bool, overrides: list[str]) -> Path:
     """The whole main job; returns the report path."""
     from occrecon.errors import ConfigError
@@ -159,7 +164,8 @@ def run_demo(out: Path, data_dir: Path, n: int, size: int, seed: int, stages: tu
     trainers = {}
     for stage in stages:
         print(f"[demo] training stage {stage!r}")
-        section, trainers[stage] = train_stage(stage, out, data_dir, overrides)
+        extra = pipeline_overrides(tuple(trainers), out) if stage == "pipeline" else []
+        section, trainers[stage] = train_stage(stage, out, data_dir, [*overrides, *extra])
         sections.append(section)
         if stage == "edge_lines" and "parsing" in trainers:
             sections.append(fusion_section(trainers["parsing"], trainers["edge_lines"], out))

@@ -2,10 +2,10 @@
 multi-GPU fine-tuning"): every configured stage of :mod:`occrecon.chain`, each rebuilt from its
 own run, chained, and the trainable ones fine-tuned end to end.
 
-``model.stages.<name>``: ``ckpt`` (a checkpoint of that stage's run; its ``config.yaml`` supplies
-the stage's config, so nothing is restated), ``trainable`` (fine-tuned here or frozen), ``model``
-(overrides of the stage's config; with no ``ckpt`` the stage starts from its initialisation with
-a logged warning). Frozen stages hold no optimizer state, never leave eval mode (BatchNorm
+``model.stages.<name>`` (:class:`StageEntry`): ``ckpt`` (a checkpoint of that stage's run; its
+``config.yaml`` supplies the stage's config, so nothing is restated), ``trainable`` (fine-tuned
+here or frozen), ``model`` (the stage's config when it has no ``ckpt``: it then starts from its
+initialisation, with a logged warning), ``overrides`` (keys changed on top of either). Frozen stages hold no optimizer state, never leave eval mode (BatchNorm
 statistics untouched) and have ``requires_grad=False`` from construction, so the trainable set is
 fixed before ``fit`` and identical on every DDP rank.
 
@@ -54,11 +54,17 @@ coarse stage fed ``I_in`` directly (the chain with and without the synthesis sta
 
 @dataclass
 class StageEntry:
-    """``model.stages.<name>``: where the stage comes from and whether it is fine-tuned."""
+    """``model.stages.<name>``: where the stage comes from and whether it is fine-tuned.
+
+    ``ckpt``: a checkpoint of the stage's own run, whose config rebuilds the stage. ``model``: the
+    stage's config when there is no checkpoint (its initialisation; ignored with a checkpoint, so
+    nothing is restated). ``overrides``: keys changed on top of either (e.g. ``identity_weights``).
+    """
 
     ckpt: str | None = None
     trainable: bool = False
     model: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -110,7 +116,8 @@ class PipelineSystem(L.LightningModule):
             if name not in NETWORK_STAGES:
                 continue
             entry = stages[name]
-            config = stage_model_config(name, entry["ckpt"], entry["model"])
+            config = stage_model_config(name, entry["ckpt"], {} if entry["ckpt"] else entry["model"])
+            config.update(entry["overrides"])
             if entry["ckpt"] is None and "width" not in config:
                 config["width"] = width
             system = build_stage(name, config)
@@ -119,7 +126,7 @@ class PipelineSystem(L.LightningModule):
             elif not entry.get("inline", False):
                 log.warning("pipeline: stage %r has no checkpoint (model.stages.%s.ckpt); it starts from its initialisation", name, name)
             # the stage's config is now inline: the pipeline checkpoint needs no other file
-            stages[name] = {**entry, "model": config, "ckpt": None, "inline": True}
+            stages[name] = {**entry, "model": config, "overrides": {}, "ckpt": None, "inline": True}
             self.stages[name] = system
         self.trainable = [n for n in self.stages if stages[n]["trainable"]]
         names = CHAIN_METRICS + tuple(f"{m}_without_synthesis" for m in CHAIN_METRICS)
