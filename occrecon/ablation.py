@@ -7,6 +7,7 @@ An ablation file (``experiments/ablations/<stage>/<name>.yaml``)::
     seeds: [0, 1]                      # every cell runs once per seed (seed=<s>)
     metrics: [val/error_sim_mm, val/error_mm]   # table columns (last validation of each run)
     plot: [val/error_sim_mm]           # metrics drawn in results.png (default: metrics)
+    curves: [[val/error_sim_mm, val/mean_face_error_sim_mm]]  # learning-curve panels (default: one per plot metric)
     root: runs/ablations/<name>        # default run.root (a run.root=... override wins)
     grid:                              # cartesian product of values, one cell per combination
       model.loss.weights.land: [0.0, 1.6e-3]
@@ -48,7 +49,7 @@ from occrecon.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-SPEC_KEYS = ("base", "overlays", "seeds", "metrics", "plot", "root", "grid", "cells")
+SPEC_KEYS = ("base", "overlays", "seeds", "metrics", "plot", "curves", "root", "grid", "cells")
 MARKER = "ablation.json"
 HISTORY = "metrics_history.jsonl"
 
@@ -77,6 +78,7 @@ class AblationSpec:
     seeds: list[int] = field(default_factory=lambda: [0])
     metrics: list[str] = field(default_factory=list)
     plot: list[str] = field(default_factory=list)
+    curves: list[list[str]] = field(default_factory=list)
     root: str | None = None
     cells: list[Cell] = field(default_factory=list)
 
@@ -147,9 +149,14 @@ def load_spec(path: str | Path) -> AblationSpec:
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: duplicate cell names {sorted({n for n in names if names.count(n) > 1})}")
     metrics = str_list("metrics", [])
+    curves = raw.get("curves") or []
+    if not isinstance(curves, list) or not all(
+        isinstance(c, list) and all(isinstance(m, str) for m in c) for c in curves
+    ):
+        raise ConfigError(f"{path}: 'curves' must be a list of panels, each a list of metric names")
     return AblationSpec(
         name=path.stem, path=path, base=base, overlays=str_list("overlays", []), seeds=list(seeds),
-        metrics=metrics, plot=str_list("plot", metrics), root=raw.get("root"), cells=cells,
+        metrics=metrics, plot=str_list("plot", metrics), curves=curves, root=raw.get("root"), cells=cells,
     )  # fmt: skip
 
 
@@ -232,7 +239,7 @@ def run_cell(
     cfg = load_config(configs, words)
     start = time.perf_counter()
     print(f"[ablate] {spec.name}: {status} {run_id} ({' '.join(cell.words()) or 'base config'})")
-    trainer, paths = run_command("fit", cfg, callbacks=[MetricsHistory(run_dir / HISTORY, spec.metrics)])
+    trainer, paths = run_command("fit", cfg, callbacks=[MetricsHistory(run_dir / HISTORY, ())])  # every logged metric
     seconds = time.perf_counter() - start
     if trainer.interrupted:
         raise KeyboardInterrupt(f"ablation run {run_id} interrupted; call the ablation again to resume it")
@@ -341,7 +348,8 @@ def write_results(spec: AblationSpec, results: Sequence[RunResult], root: Path) 
     written = {"runs": root / "runs.csv", "csv": root / "results.csv", "markdown": root / "results.md"}
     if rows and (spec.plot or metrics):
         written["plot"] = plot_results(rows, spec.plot or metrics, root / "results.png", spec.name)
-        written["curves"] = plot_curves(results, spec.plot or metrics, root / "learning_curves.png")
+        panels = spec.curves or [[m] for m in (spec.plot or metrics)]
+        written["curves"] = plot_curves(results, panels, root / "learning_curves.png")
     return written
 
 
@@ -368,21 +376,24 @@ def plot_results(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], path
     return path
 
 
-def plot_curves(results: Sequence[RunResult], metrics: Sequence[str], path: Path) -> Path:
-    """Learning curves (metric after each validation vs optimizer step) of every run."""
+def plot_curves(results: Sequence[RunResult], panels: Sequence[Sequence[str]], path: Path) -> Path:
+    """Learning curves (metrics after each validation vs optimizer step) of every run, one panel per
+    group of metrics (e.g. a model's error next to the mean face's)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.5), squeeze=False)
-    for ax, m in zip(axes[0], metrics, strict=True):
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
         for r in results:
-            history = [h for h in read_history(r.run_dir) if m in h]
-            if history:
-                ax.plot([h["step"] for h in history], [h[m] for h in history], marker=".", label=f"{r.cell} s{r.seed}")
+            for m in panel:
+                history = [h for h in read_history(r.run_dir) if m in h]
+                if history:
+                    label = f"{r.cell} s{r.seed}" + (f": {m}" if len(panel) > 1 else "")
+                    ax.plot([h["step"] for h in history], [h[m] for h in history], marker=".", label=label)
         ax.set_xlabel("optimizer step")
-        ax.set_title(m, fontsize=9)
+        ax.set_title(", ".join(panel), fontsize=8)
         if ax.lines:
             ax.legend(fontsize=6)
     fig.tight_layout()
