@@ -20,11 +20,7 @@ SFM_FILES = (
 
 def sfm_dir() -> Path | None:
     """The shared Surrey Face Model folder (``$OCCRECON_SFM_DIR`` or ``../shared/facemodels/sfm``), or None."""
-    candidates = [
-        os.environ.get("OCCRECON_SFM_DIR"),
-        REPO.parent / "shared" / "facemodels" / "sfm",
-        Path("/work/shared/facemodels/sfm"),
-    ]
+    candidates = [os.environ.get("OCCRECON_SFM_DIR"), REPO.parent / "shared" / "facemodels" / "sfm"]
     for c in candidates:
         if c and all((Path(c) / f).is_file() for f in SFM_FILES):
             return Path(c)

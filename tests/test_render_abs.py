@@ -9,12 +9,10 @@ yaw make the depth-only identity modes observable (a single orthographic view ca
 import pytest
 import torch
 
-procedural = pytest.importorskip(
-    "occrecon.facemodel.procedural", reason="face models (issue 3 facemodel part) not present"
-)
-from occrecon.facemodel.morphable import MorphableModel  # noqa: E402
-from occrecon.render.face import render_face  # noqa: E402
-from occrecon.render.mesh_renderer import MeshRenderer  # noqa: E402
+from occrecon.facemodel import procedural
+from occrecon.facemodel.morphable import MorphableModel
+from occrecon.render.face import render_face
+from occrecon.render.mesh_renderer import MeshRenderer
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-factory = pytest.importorskip("occrecon.facemodel.factory", reason="face models (issue 3 facemodel part) not present")
-from occrecon.geometry.camera import PerspectiveCamera, ScaledOrthographicCamera  # noqa: E402
-from occrecon.render.face import camera_for_layout, render_face  # noqa: E402
-from occrecon.render.mesh_renderer import MeshRenderer  # noqa: E402
+from occrecon.facemodel import factory
+from occrecon.geometry.camera import PerspectiveCamera, ScaledOrthographicCamera
+from occrecon.render.face import camera_for_layout, render_face
+from occrecon.render.mesh_renderer import MeshRenderer
 
 
 @pytest.fixture(scope="module")
