@@ -421,11 +421,11 @@ class SynthesisSystem(L.LightningModule):
     def _feature_input(self, features: FrozenFeatures, images: torch.Tensor, cond: Conditions) -> torch.Tensor:
         features.to(images.device)
         if features.source == "identity":
-            return self._crop(features.network, images, cond.landmarks)
+            return self.identity_crop(features.network, images, cond.landmarks)
         return images
 
     @staticmethod
-    def _crop(network: Any, images: torch.Tensor, landmarks: torch.Tensor | None) -> torch.Tensor:
+    def identity_crop(network: Any, images: torch.Tensor, landmarks: torch.Tensor | None) -> torch.Tensor:
         """Identity-network input: aligned to its 5-point template with the batch's 68 landmarks,
         else the whole image resized (both images of a pair share their geometry either way)."""
         if landmarks is not None and landmarks.shape[-2] == 68:
@@ -437,7 +437,7 @@ class SynthesisSystem(L.LightningModule):
         return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
     def _embed(self, network: Any, images: torch.Tensor, landmarks: torch.Tensor | None) -> torch.Tensor:
-        return network(self._crop(network, images, landmarks))
+        return network(self.identity_crop(network, images, landmarks))
 
     def discriminator_loss(self, cond: Conditions, output: torch.Tensor) -> torch.Tensor:
         """``L_D`` of real ``I_gt`` vs the (detached) ``I_out``."""
@@ -524,6 +524,12 @@ class SynthesisSystem(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["synthesis"] = {"effective_weights": dict(self.effective_weights), "disabled": dict(self.disabled)}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # what the run trained with (a later fit rebuilds the frozen networks and sets them again)
+        record = checkpoint.get("synthesis", {})
+        self.effective_weights = dict(record.get("effective_weights", self.effective_weights))
+        self.disabled = dict(record.get("disabled", self.disabled))
 
     # ------------------------------------------------------------------ evaluation
 
