@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from occrecon.faces.fit import FaceFitter, FitSettings
     from occrecon.faces.reconstruct import export_face, reconstruct_photo
 
-    torch.set_num_threads(args.threads) if args.threads else None
+    torch.set_num_threads(args.threads)  # 1 by default: the fit's many small ops are slower threaded
     images = collect_images(args.inputs)
     if not images:
         print("error: no images found in " + " ".join(args.inputs))
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"note: L_feat off ({reason})")
         detector = FaceDetector(input_size=args.detector_size, score_threshold=args.score_threshold,
                                 min_face_size=args.min_face_size)  # fmt: skip
-        settings = FitSettings(landmark_steps=args.landmark_steps, steps=args.fit_steps)
+        settings = FitSettings(landmark_steps=args.landmark_steps, steps=args.fit_steps, photometric=args.photometric)
         fitter = FaceFitter(face_model, layout, size, identity, settings)
     except (OccreconError, MissingAssetError) as err:
         print(f"error: {err}")
@@ -185,7 +185,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-faces", type=int, default=None, help="at most this many faces per image (largest)")
     parser.add_argument("--detector-size", type=int, default=416, help="detector input side (multiple of 32)")
     parser.add_argument("--score-threshold", type=float, default=0.5, help="detector score threshold")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for the fit)")
+    parser.add_argument("--photometric", choices=("vertex", "render"), default="vertex",
+                        help="L_phot at visible vertices (fast) or on a render every step")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
