@@ -67,10 +67,17 @@ def bump_geometry_loss(
     return parts["value"] + parts["grad_x"] + parts["grad_y"], parts
 
 
+def shade_maps(albedo: torch.Tensor, normals: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """Per-pixel Lambertian SH shading ``albedo * (Y(n) . gamma)`` of ``[B, 3, H, W]`` maps -> ``[B, 3, H, W]``."""
+    check_shape(normals, ["B", 3, "H", "W"], "normals")
+    check_shape(albedo, list(normals.shape), "albedo")
+    return shade(albedo.permute(0, 2, 3, 1), normals.permute(0, 2, 3, 1), gamma).permute(0, 3, 1, 2)
+
+
 def shading_residual(
     normals: torch.Tensor, albedo: torch.Tensor, gamma: torch.Tensor, image: torch.Tensor
 ) -> torch.Tensor:
-    """Per-pixel ``|albedo * (Y(n') . gamma) - I|`` averaged over RGB, ``[B, 1, H, W]``.
+    """Per-pixel ``|clamp(albedo * (Y(n') . gamma), 0, 1) - I|`` averaged over RGB, ``[B, 1, H, W]`` (a photo saturates).
 
     Args:
         normals: ``[B, 3, H, W]`` detailed unit normals, view space.
@@ -78,11 +85,8 @@ def shading_residual(
         gamma: ``[B, 9]`` or ``[B, 27]`` SH light of the coarse stage (``occrecon.geometry.lighting``).
         image: ``[B, 3, H, W]`` the photo in ``[0, 1]``.
     """
-    check_shape(normals, ["B", 3, "H", "W"], "normals")
-    check_shape(albedo, list(normals.shape), "albedo")
     check_shape(image, list(normals.shape), "image")
-    rendered = shade(albedo.permute(0, 2, 3, 1), normals.permute(0, 2, 3, 1), gamma).permute(0, 3, 1, 2)
-    return (rendered - image).abs().mean(1, keepdim=True)
+    return (shade_maps(albedo, normals, gamma).clamp(0.0, 1.0) - image).abs().mean(1, keepdim=True)
 
 
 def shading_loss(

@@ -1,8 +1,10 @@
 """Bump-map regressor of the detail stage (paper §3.3): an image-to-image U-Net.
 
-Input ``[B, 8, H, W]``, built by :func:`bump_inputs`: the face image (``I_out``, or ``I_in`` when the
-synthesis stage is off; RGB in ``[0, 1]``), the coarse stage's rendered depth ``d`` (centred on its
-mean over the face and divided by :data:`DEPTH_SCALE`), its view-space normals and the face mask.
+Input ``[B, 11, H, W]``, built by :func:`bump_inputs`: the face image (``I_out``, or ``I_in`` when the
+synthesis stage is off; RGB in ``[0, 1]``), its difference to the coarse stage's rendered image
+(coarse albedo and SH light on the coarse normals: what the coarse shape does not explain, mostly the
+shading of the details), the coarse depth ``d`` (centred on its mean over the face and divided by
+:data:`DEPTH_SCALE`), the coarse view-space normals and the face mask.
 Output: the bump map ``Phi`` as real codes in ``[0, 255]`` (``127.5 + 127.5 tanh(.)`` on the face,
 exactly ``PHI_ZERO`` = 127.5 = "no detail" off it) and a confidence map in ``(0, 1)``.
 
@@ -19,19 +21,23 @@ from occrecon.errors import ShapeError
 from occrecon.geometry.bump import PHI_SCALE, PHI_ZERO
 from occrecon.utils.checks import check_shape
 
-IN_CHANNELS = 8
+IN_CHANNELS = 11
 DEPTH_SCALE = 0.5
 """Decimetres of depth that map to 1 in the network input (a face is about 2 dm deep)."""
 
 
-def bump_inputs(image: torch.Tensor, depth: torch.Tensor, normals: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``[B, 8, H, W]`` network input: image ``[B, 3]``, centred depth ``[B, 1]``, normals ``[B, 3]``, mask ``[B, 1]``."""
+def bump_inputs(
+    image: torch.Tensor, rendered: torch.Tensor, depth: torch.Tensor, normals: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """``[B, 11, H, W]`` network input: image ``[B, 3]``, image - coarse render ``[B, 3]`` (on the face),
+    centred depth ``[B, 1]``, normals ``[B, 3]``, mask ``[B, 1]`` (all ``[B, C, H, W]``)."""
     check_shape(image, ["B", 3, "H", "W"], "image")
+    check_shape(rendered, list(image.shape), "rendered")
     check_shape(depth, [image.shape[0], 1, *image.shape[2:]], "depth")
     check_shape(normals, [image.shape[0], 3, *image.shape[2:]], "normals")
     check_shape(mask, [image.shape[0], 1, *image.shape[2:]], "mask")
     mean = (depth * mask).sum((2, 3), keepdim=True) / mask.sum((2, 3), keepdim=True).clamp_min(1.0)
-    return torch.cat([image, (depth - mean) * mask / DEPTH_SCALE, normals * mask, mask], 1)
+    return torch.cat([image, (image - rendered) * mask, (depth - mean) * mask / DEPTH_SCALE, normals * mask, mask], 1)
 
 
 def _block(in_ch: int, out_ch: int) -> nn.Sequential:
@@ -47,7 +53,7 @@ def _block(in_ch: int, out_ch: int) -> nn.Sequential:
 
 
 class BumpUNet(nn.Module):
-    """U-Net ``[B, 8, H, W] -> (Phi [B, 1, H, W] codes, confidence [B, 1, H, W])``.
+    """U-Net ``[B, 11, H, W] -> (Phi [B, 1, H, W] codes, confidence [B, 1, H, W])``.
 
     Args:
         width: channels of the first level (doubled per level, capped at ``8 * width``).

@@ -49,6 +49,7 @@ from occrecon.losses.detail import (
     bump_geometry_loss,
     confidence_loss,
     masked_mean,
+    shade_maps,
     shading_residual,
     smoothness_loss,
     symmetry_loss,
@@ -120,7 +121,8 @@ class CoarseMaps:
     """Per-pixel output of the frozen coarse stage at the detail stage's size ``S``.
 
     ``depth [B, 1, S, S]`` (``d``, decimetres, 0 off the face), ``normal [B, 3, S, S]`` (view space),
-    ``mask [B, 1, S, S]``, ``albedo [B, 3, S, S]``, ``gamma [B, 9 | 27]``, ``mirror [B, S, S, 2]``
+    ``mask [B, 1, S, S]``, ``albedo [B, 3, S, S]``, ``gamma [B, 9 | 27]``, ``rendered [B, 3, S, S]``
+    (albedo shaded with the light on the coarse normals, per pixel), ``mirror [B, S, S, 2]``
     (``grid_sample`` coordinates of each pixel's visible mirror point, -2 where none),
     ``px_per_unit [B]`` (pixels per decimetre), ``coeffs [B, D]``.
     """
@@ -133,6 +135,7 @@ class CoarseMaps:
     mirror: torch.Tensor
     px_per_unit: torch.Tensor
     coeffs: torch.Tensor
+    rendered: torch.Tensor
 
 
 @dataclass
@@ -311,12 +314,14 @@ class DetailSystem(L.LightningModule):
             if image.shape[-1] != size:
                 image = F.interpolate(image, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
             maps = self.coarse_from_coeffs(self.coarse_system(image))
+        maps["rendered"] = shade_maps(maps["albedo"], maps["normal"], maps["gamma"]) * maps["mask"]
         return CoarseMaps(**maps)
 
     # -- the detail network -----------------------------------------------------------------------
     def detail(self, image: torch.Tensor, coarse: CoarseMaps) -> DetailOutput:
         """``image [B, 3, S, S]`` + coarse maps -> bump map, confidence, detailed depth and normals."""
-        phi, confidence = self.net(bump_inputs(image, coarse.depth, coarse.normal, coarse.mask), coarse.mask)
+        inputs = bump_inputs(image, coarse.rendered, coarse.depth, coarse.normal, coarse.mask)
+        phi, confidence = self.net(inputs, coarse.mask)
         return self.decode(phi, confidence, coarse)
 
     def decode(self, phi: torch.Tensor, confidence: torch.Tensor, coarse: CoarseMaps) -> DetailOutput:
