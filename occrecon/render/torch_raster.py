@@ -8,33 +8,41 @@ zero where no triangle covers the pixel, with nvdiffrast's orientation: row ``i`
 
 How it works (two passes):
 
-1. **Visibility, no autograd.** Triangles are binned by the power-of-two size of their pixel
-   bounding box. Each bin enumerates, for a chunk of triangles at once, the ``kh x kw`` candidate
-   pixel centres in the box, tests them with edge functions, and pushes a 64-bit key
-   ``(orderable float32 z/w) << 32 | triangle_id`` into a per-pixel z-buffer with
-   ``scatter_reduce(amin)``. The nearest ``z/w`` wins; exact ties go to the lower triangle id, so
-   the result is deterministic. Memory is bounded by ``chunk_elems`` candidates per step; no
-   Python loop runs over pixels or triangles. Edge functions are evaluated with each edge's
-   vertices in a canonical (lower vertex index first) order, so two triangles sharing an edge
-   see exactly opposite values and pixel centres on the edge are never lost (watertight).
-   A pixel is kept when ``-1 <= z/w <= 1`` (nvdiffrast's depth clip). Triangles with a vertex at
-   ``w <= 0`` (behind the camera) are dropped rather than clipped (nvdiffrast clips them; faces in
-   front of the camera never have them). Both windings are rasterized (no culling).
+1. **Visibility, no autograd.** Every triangle gets its pixel box (the pixel centres inside its
+   screen bounding box, clipped to the image), its three edge planes ``E(x, y) = a x + b y + c``
+   and its ``z/w`` plane, all computed for the whole ``[B, F]`` batch at once. Candidate pixels
+   are tested with the edge functions and push a 64-bit key ``(orderable float32 z/w) << 32 |
+   triangle_id`` into a per-pixel z-buffer with ``scatter_reduce(amin)``: the nearest ``z/w``
+   wins, exact ties go to the lower triangle id, so the result is deterministic.
+   The box origin is tested for every triangle without any gather (a face mesh at 224 px has
+   most triangles at about one pixel, so that is most of the work); triangles with a larger box
+   are then grouped by the power-of-two size ``kw x kh`` of their box, and each group tests its
+   remaining candidates in chunks of ``chunk_elems``. No Python loop runs over pixels or
+   triangles. Edge functions are built from each edge's lower-index vertex, so two triangles
+   sharing an edge see exactly opposite values and pixel centres on the edge are never lost
+   (watertight). A pixel is kept when ``-1 <= z/w <= 1`` (nvdiffrast's depth clip). Triangles
+   with a vertex at ``w <= 0`` (behind the camera) are dropped rather than clipped (nvdiffrast
+   clips them; faces in front of the camera never have them). Both windings are rasterized.
 2. **Barycentrics, in autograd.** For every covered pixel the winning triangle's clip vertices
    are gathered and the perspective-correct barycentrics are recomputed with homogeneous edge
    functions ``b_i ∝ (v_j x v_k) . (x_ndc, y_ndc, 1)`` on ``v = (x, y, w)``. Gradients therefore
    flow to vertex positions (interior pixels) and, through ``interpolate``, to attributes.
    Silhouette gradients need :func:`occrecon.render.antialias.antialias`.
+
+The phases are labelled for :mod:`torch.profiler` (``raster.setup``, ``raster.binning``,
+``raster.zbuffer``, ``raster.barycentrics``); ``bench/render.py`` prints where the time goes.
 """
 
 from __future__ import annotations
 
 import torch
+from torch.profiler import record_function
 
 from occrecon.utils.checks import check_shape
 
-DEFAULT_CHUNK_ELEMS = 1 << 21
-TRIANGLES_PER_GROUP = 1 << 17
+DEFAULT_CHUNK_ELEMS = 1 << 16
+TRIANGLES_PER_GROUP = 1 << 18
+MERGE_CANDIDATES = 1 << 15
 _EMPTY = torch.iinfo(torch.int64).max
 
 
@@ -44,132 +52,163 @@ def take_rows(src: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return src.index_select(0, index.reshape(-1)).view(*index.shape, *src.shape[1:])
 
 
-def _orderable_int(z: torch.Tensor) -> torch.Tensor:
-    """Map float32 to int64 with the same order (IEEE bits, negative range reversed)."""
-    bits = z.contiguous().view(torch.int32)
-    return torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits).to(torch.int64)
+def _depth_key(z: torch.Tensor, tid: torch.Tensor) -> torch.Tensor:
+    """``(orderable int of float32 z) << 32 | tid`` as int64: ordered by ``z``, then by ``tid``.
 
-
-def _triangle_setup(pos: torch.Tensor, tri: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Edge and depth planes and pixel boxes of the ``B * F`` triangles that can cover a pixel centre.
-
-    Pixel coordinates here are nvdiffrast's: ``x = (x_ndc + 1) W / 2``, ``y = (y_ndc + 1) H / 2``.
-    Each triangle's vertices are taken in ascending index order, so every edge is evaluated from
-    its lower-index vertex: two triangles sharing an edge get bit-exactly opposite edge values.
-    Tensors are kept component-major (``[3, ...]``, ``[12, N]``) so every op runs on contiguous rows.
-
-    Returns:
-        ``planes [12, N]`` (three edge planes ``E_k(x, y) = a x + b y + c`` oriented so that the
-        inside is ``>= 0``, then the ``z/w`` plane) and ``ints [6, N]`` int64
-        ``(j_min, i_min, j_max, i_max, first pixel of the batch item, triangle index)``.
+    IEEE float bits order like integers for ``z >= 0``; negative values get their magnitude bits
+    flipped (``bits ^ 0x7FFFFFFF``) so they order below, nearest first.
     """
-    n_batch, n_vert, n_tri = pos.shape[0], pos.shape[1], tri.shape[0]
+    bits = z.float().contiguous().view(torch.int32)
+    bits = bits ^ ((bits >> 31) & 0x7FFFFFFF)
+    return (bits.to(torch.int64) << 32) | tid
+
+
+def _screen_vertices(pos: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``[3, B, V]`` pixel-centre coordinates ``x = (x_ndc + 1) W / 2 - 1/2`` (pixel ``j`` is
+    sampled at ``x = j``), ``y`` likewise, and ``z/w``. Vertices at ``w <= 0`` get NaN, so their
+    triangles fail every bounding-box comparison (they are dropped, not clipped)."""
     w = pos[..., 3]
-    ok = w > 1e-8
-    w = torch.where(ok, w, torch.ones_like(w))
-    sx = ((pos[..., 0] / w + 1.0) * (0.5 * width)).reshape(-1)  # per vertex, flat [B * V]
-    sy = ((pos[..., 1] / w + 1.0) * (0.5 * height)).reshape(-1)
-    corner = tri.sort(dim=1).values.T  # [3, F], ascending vertex index per triangle
-    vid = corner[:, None, :] + (torch.arange(n_batch, device=pos.device) * n_vert)[None, :, None]  # [3, B, F]
-    cx, cy = take_rows(sx, vid), take_rows(sy, vid)
-    jmin = torch.ceil(torch.minimum(torch.minimum(cx[0], cx[1]), cx[2]) - 0.5)
-    jmax = torch.floor(torch.maximum(torch.maximum(cx[0], cx[1]), cx[2]) - 0.5)
-    imin = torch.ceil(torch.minimum(torch.minimum(cy[0], cy[1]), cy[2]) - 0.5)
-    imax = torch.floor(torch.maximum(torch.maximum(cy[0], cy[1]), cy[2]) - 0.5)
-    keep = (jmin <= jmax.clamp(max=width - 1)) & (imin <= imax.clamp(max=height - 1)) & (jmax >= 0) & (imax >= 0)
-    keep &= take_rows(ok.reshape(-1), vid).all(0)
-    idx = keep.reshape(-1).nonzero().squeeze(1)
-    vid = vid.reshape(3, -1).index_select(1, idx)  # [3, N]
-    (x0, x1, x2), (y0, y1, y2) = take_rows(sx, vid), take_rows(sy, vid)
-    pz = take_rows((pos[..., 2] / w).reshape(-1), vid)
-    area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
-    sign = torch.sign(area)
-
-    def plane(xa, ya, xb, yb, s):
-        # E(p) = (xb - xa)(y - ya) - (yb - ya)(x - xa), times s so that the inside is >= 0.
-        dx, dy = (xb - xa) * s, (yb - ya) * s
-        return [-dy, dx, dy * xa - dx * ya]
-
-    # Cycle (1->2, 2->0, 0->1); the edge 2->0 is evaluated as 0->2 and negated. A zero-area
-    # triangle gets an all-zero plane 0 with offset -1: never inside.
-    edges = plane(x1, y1, x2, y2, sign) + plane(x0, y0, x2, y2, -sign) + plane(x0, y0, x1, y1, sign)
-    edges[2] = torch.where(area != 0, edges[2], -1.0)
-    # z/w is affine in screen space: z(p) = sum_k E_k(p) / |area| * z_k.
-    zk = pz / area.abs().clamp(min=1e-30)
-    zplane = [edges[c] * zk[0] + edges[3 + c] * zk[1] + edges[6 + c] * zk[2] for c in range(3)]
-    box = [
-        take_rows(jmin.reshape(-1), idx).clamp(min=0),
-        take_rows(imin.reshape(-1), idx).clamp(min=0),
-        take_rows(jmax.reshape(-1), idx).clamp(max=width - 1),
-        take_rows(imax.reshape(-1), idx).clamp(max=height - 1),
-    ]
-    ints = torch.stack([b.long() for b in box] + [(idx // n_tri) * (height * width), idx % n_tri])
-    return torch.stack(edges + zplane), ints
+    inv = torch.where(w > 1e-8, 1.0 / w, torch.nan)
+    scale = torch.tensor([0.5 * width, 0.5 * height, 1.0], dtype=pos.dtype, device=pos.device)[:, None, None]
+    shift = torch.tensor([0.5 * width - 0.5, 0.5 * height - 0.5, 0.0], dtype=pos.dtype, device=pos.device)
+    return torch.addcmul(shift[:, None, None], pos[..., :3].permute(2, 0, 1) * inv, scale)
 
 
-def _size_class(extent: torch.Tensor) -> torch.Tensor:
-    """``ceil(log2(extent))`` for integer extents >= 1."""
-    return torch.ceil(torch.log2(extent.to(torch.float32))).long()
+def _edge_planes(x: list[torch.Tensor], y: list[torch.Tensor], z: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Three edge planes then the ``z/w`` plane, ``(a, b, c)`` each: 12 tensors shaped like ``x[0]``.
+
+    Corners come in ascending vertex-index order. Edge ``k`` (opposite corner ``k``, walked
+    ``1->2``, ``2->0``, ``0->1``) is ``E_k(p) = a x - b y + c`` (note the minus: it saves a
+    negation), built from its lower-index vertex so that triangles sharing an edge get bit-exactly
+    opposite values (watertight). A centre is inside when the three values share a sign (either
+    winding); then ``z/w = sum_k E_k z_k / area`` with the signed ``area = sum_k E_k``.
+    """
+    (x0, x1, x2), (y0, y1, y2) = x, y
+
+    def plane(xa, ya, xb, yb, flip: bool) -> list[torch.Tensor]:
+        # E(p) = (yb - ya)(x - xa) - (xb - xa)(y - ya), negated when flip.
+        dx, dy = xb - xa, yb - ya
+        c = dx * ya - dy * xa
+        return [-dy, -dx, -c] if flip else [dy, dx, c]
+
+    # Edge 2->0 is evaluated as 0->2 and negated, so the three are consistently oriented.
+    e = plane(x1, y1, x2, y2, False) + plane(x0, y0, x2, y2, True) + plane(x0, y0, x1, y1, False)
+    area = (x2 - x0) * (y1 - y0) - (x1 - x0) * (y2 - y0)  # = E_0 + E_1 + E_2 at any point
+    zk = [zc / area for zc in z]  # inf/NaN for zero area: such triangles are never inside
+    return e + [e[c] * zk[0] + e[3 + c] * zk[1] + e[6 + c] * zk[2] for c in range(3)]
 
 
-def _scatter_bin(
-    zbuf: torch.Tensor,
-    planes: torch.Tensor,
-    ints: torch.Tensor,
-    kw: int,
-    kh: int,
-    size: tuple[int, int],
-    chunk_elems: int,
+def _test_candidates(
+    planes: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, tid: torch.Tensor, ok: torch.Tensor | None
+) -> torch.Tensor:
+    """Z-buffer keys of candidate pixel centres ``(x, y)``: empty where a centre is outside the
+    triangle, outside ``-1 <= z/w <= 1`` or not ``ok``."""
+
+    def at(k):  # a x - b y + c of plane k
+        return torch.addcmul(torch.addcmul(planes[3 * k + 2], planes[3 * k], x), planes[3 * k + 1], y, value=-1)
+
+    e0, e1, e2, z = at(0), at(1), at(2), at(3)
+    lo, hi = torch.minimum(torch.minimum(e0, e1), e2), torch.maximum(torch.maximum(e0, e1), e2)
+    inside = ((lo >= 0) | (hi <= 0)) & (z.abs() <= 1.0)  # False for NaN z (zero area)
+    if ok is not None:
+        inside &= ok
+    return torch.where(inside, _depth_key(z, tid), _EMPTY)
+
+
+def _size_groups(ext_x: torch.Tensor, ext_y: torch.Tensor, idx: torch.Tensor) -> list[tuple[torch.Tensor, int, int]]:
+    """Group triangles ``idx`` by box size: ``[(idx_g, kw, kh)]`` with every box in group ``g``
+    at most ``kw x kh`` pixel centres (powers of two). A size with few candidates joins the square
+    size of its longer side, so small meshes do not pay one group of tensor ops per size."""
+    ex = torch.frexp(take_rows(ext_x.reshape(-1), idx)).exponent  # box of e + 1 centres fits 2**exponent
+    ey = torch.frexp(take_rows(ext_y.reshape(-1), idx)).exponent
+    cls = ex * 32 + ey
+    counts = torch.bincount(cls, minlength=32 * 32).view(32, 32)
+    cand = counts * (1 << (torch.arange(32)[:, None] + torch.arange(32)[None, :])).to(counts.device)
+    small = (cand > 0) & (cand < MERGE_CANDIDATES)
+    if small.any():
+        square = torch.maximum(torch.arange(32)[:, None], torch.arange(32)[None, :]).to(counts.device) * 33
+        lut = torch.where(small, square, torch.arange(32 * 32, device=counts.device).view(32, 32))
+        cls = take_rows(lut.reshape(-1).to(cls.dtype), cls)
+        counts = torch.bincount(cls, minlength=32 * 32)
+    values = counts.reshape(-1).nonzero().squeeze(1).tolist()
+    if len(values) == 1:
+        return [(idx, 1 << (values[0] // 32), 1 << (values[0] % 32))]
+    return [(take_rows(idx, (cls == v).nonzero().squeeze(1)), 1 << (v // 32), 1 << (v % 32)) for v in values]
+
+
+def _scatter_group(
+    zbuf: torch.Tensor, pos: torch.Tensor, corner: torch.Tensor, size: tuple[int, int], chunk_elems: int
 ) -> None:
-    """Rasterize triangles (all with boxes within ``kw x kh`` pixels) into the flat ``zbuf``."""
+    """Z-buffer the triangles ``corner [3, F]`` of every batch item of ``pos [b, V, 4]`` into the
+    flat ``zbuf [b * H * W]``."""
     height, width = size
-    dy, dx = torch.meshgrid(torch.arange(kh, device=zbuf.device), torch.arange(kw, device=zbuf.device), indexing="ij")
-    dx, dy = dx.reshape(1, -1), dy.reshape(1, -1)
-    per_chunk = max(1, chunk_elems // (kw * kh))
-    for start in range(0, planes.shape[1], per_chunk):
-        pl = planes[:, start : start + per_chunk, None]  # [12, n, 1]
-        it = ints[:, start : start + per_chunk, None]
-        j, i = it[0] + dx, it[1] + dy  # [n, K] candidate pixels
-        inside = (j <= it[2]) & (i <= it[3])
-        x, y = (j + 0.5).to(pl.dtype), (i + 0.5).to(pl.dtype)
-        for k in range(0, 9, 3):
-            inside &= pl[k] * x + pl[k + 1] * y + pl[k + 2] >= 0
-        z = pl[9] * x + pl[10] * y + pl[11]
-        inside &= (z >= -1.0) & (z <= 1.0)
-        # Scatter every candidate (rejected ones carry the empty key): cheaper than compacting.
-        key = torch.where(inside, (_orderable_int(z.float()) << 32) | it[5], _EMPTY)
-        pix = it[4] + i.clamp(max=height - 1) * width + j.clamp(max=width - 1)
-        zbuf.scatter_reduce_(0, pix.reshape(-1), key.reshape(-1), reduce="amin")
+    n_batch, n_tri = pos.shape[0], corner.shape[1]
+    with record_function("raster.setup"):
+        screen = _screen_vertices(pos, height, width).reshape(3, -1)  # [3, b * V]
+        vid = (corner[:, None, :] + (torch.arange(n_batch, device=pos.device) * pos.shape[1])[:, None]).to(torch.int32)
+        cx, cy, cz = (take_rows(screen[c], vid) for c in range(3))  # [3, b, F] each
+        planes = _edge_planes(list(cx), list(cy), list(cz))  # [b, F] each
+    with record_function("raster.binning"):
+        j0 = cx.amin(0).ceil_().clamp_(min=0)
+        j1 = cx.amax(0).floor_().clamp_(max=width - 1)
+        i0 = cy.amin(0).ceil_().clamp_(min=0)
+        i1 = cy.amax(0).floor_().clamp_(max=height - 1)
+        ext_x, ext_y = j1 - j0, i1 - i0
+        keep = (ext_x >= 0) & (ext_y >= 0)  # False for NaN (a vertex behind the camera)
+        first = i0.to(torch.int64) * width + j0.to(torch.int64)
+        first += (torch.arange(n_batch, device=pos.device) * (height * width))[:, None]  # [b, F]
+        first.clamp_(0, zbuf.shape[0] - 1)  # dropped triangles may hold anything; kept ones are in range
+    with record_function("raster.zbuffer"):
+        # Candidate 1: the box origin of every triangle (the whole box for most of a dense mesh).
+        key = _test_candidates(planes, j0, i0, torch.arange(n_tri, device=pos.device), keep)
+        zbuf.scatter_reduce_(0, first.reshape(-1), key.reshape(-1), reduce="amin")
+    with record_function("raster.binning"):
+        big = (keep & ((ext_x > 0) | (ext_y > 0))).reshape(-1).nonzero().squeeze(1)
+        groups = _size_groups(ext_x, ext_y, big) if big.numel() else []
+    for idx, kw, kh in groups:
+        dy, dx = torch.meshgrid(torch.arange(kh, device=pos.device), torch.arange(kw, device=pos.device), indexing="ij")
+        dx, dy = dx.reshape(1, -1), dy.reshape(1, -1)
+        fdx, fdy = dx.to(pos.dtype), dy.to(pos.dtype)
+        for part in idx.split(max(1, chunk_elems // (kw * kh))):
+            with record_function("raster.binning"):
+                pl = [take_rows(p.reshape(-1), part)[:, None] for p in planes]
+                bj0, bi0, bj1, bi1 = (take_rows(c.reshape(-1), part)[:, None] for c in (j0, i0, j1, i1))
+                pix = take_rows(first.reshape(-1), part)[:, None] + (dy * width + dx)
+            with record_function("raster.zbuffer"):
+                x, y = bj0 + fdx, bi0 + fdy  # [n, K] candidate centres
+                key = _test_candidates(pl, x, y, (part % n_tri)[:, None], (x <= bj1) & (y <= bi1))
+                # Candidates past the box are rejected (empty key) but must index inside zbuf.
+                zbuf.scatter_reduce_(0, pix.clamp_(max=zbuf.shape[0] - 1).reshape(-1), key.reshape(-1), reduce="amin")
 
 
 @torch.no_grad()
 def visible_triangles(
     pos: torch.Tensor, tri: torch.Tensor, resolution: tuple[int, int], chunk_elems: int = DEFAULT_CHUNK_ELEMS
 ) -> torch.Tensor:
-    """Z-buffered triangle index per pixel, ``[B, H, W]`` int64, ``-1`` where empty (pass 1)."""
-    height, width = resolution
-    planes, ints = _triangle_setup(pos, tri.long(), height, width)
+    """Z-buffered triangle index per pixel, ``[B, H, W]`` int64, ``-1`` where empty (pass 1).
+
+    Batch items are processed in groups of about ``TRIANGLES_PER_GROUP`` triangles, so the
+    per-triangle temporaries stay cache-sized.
+    """
+    height, width = int(resolution[0]), int(resolution[1])
+    corner = tri.long().sort(dim=1).values.T.contiguous()  # [3, F], ascending vertex index per triangle
     zbuf = torch.full((pos.shape[0] * height * width,), _EMPTY, dtype=torch.int64, device=pos.device)
-    if planes.shape[1]:
-        bins = _size_class(ints[2] - ints[0] + 1) * 16 + _size_class(ints[3] - ints[1] + 1)
-        bins, order = torch.sort(bins)
-        planes, ints = planes.index_select(1, order), ints.index_select(1, order)
-        values, counts = torch.unique_consecutive(bins, return_counts=True)
-        start = 0
-        for value, count in zip(values.tolist(), counts.tolist(), strict=True):
-            sl = slice(start, start + count)
-            _scatter_bin(
-                zbuf, planes[:, sl], ints[:, sl], 1 << (value // 16), 1 << (value % 16), (height, width), chunk_elems
-            )
-            start += count
-    ids = torch.where(zbuf == _EMPTY, -1, zbuf & 0xFFFFFFFF)
+    group = max(1, TRIANGLES_PER_GROUP // max(1, tri.shape[0]))
+    for p, z in zip(pos.split(group), zbuf.split(group * height * width), strict=True):
+        _scatter_group(z, p, corner, (height, width), chunk_elems)
+    with record_function("raster.zbuffer"):
+        ids = torch.where(zbuf == _EMPTY, -1, zbuf & 0xFFFFFFFF)
     return ids.view(pos.shape[0], height, width)
 
 
 def barycentrics_at(
     pos: torch.Tensor, tri: torch.Tensor, tri_id: torch.Tensor, resolution: tuple[int, int]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Perspective-correct barycentrics and ``z/w`` of the given triangles at pixel centres (pass 2).
+) -> torch.Tensor:
+    """``rast`` of the given triangles: perspective-correct barycentrics and ``z/w`` (pass 2).
+
+    Computed densely over all pixels (empty ones use triangle 0 and are zeroed at the end, with
+    their denominators replaced by 1 so no NaN reaches the gradients): on a face image, where
+    most pixels are covered, that is cheaper than compacting the covered ones.
 
     Args:
         pos: ``[B, V, 4]`` clip positions (autograd flows through them).
@@ -177,27 +216,30 @@ def barycentrics_at(
         tri_id: ``[B, H, W]`` int64 triangle index, ``-1`` where empty.
 
     Returns:
-        ``pix [N]`` flat indices of covered pixels and ``vals [N, 3] = (u, v, z/w)``.
+        ``[B, H, W, 4] = (u, v, z/w, triangle_id + 1)``, zeros where empty.
     """
     height, width = resolution
-    flat_ids = tri_id.reshape(-1)
-    pix = (flat_ids >= 0).nonzero().squeeze(1)
-    b, rem = pix // (height * width), pix % (height * width)
-    i, j = rem // width, rem % width
-    vid = (take_rows(tri.long(), take_rows(flat_ids, pix)) + (b * pos.shape[1])[:, None]).T  # [3, N]
-    # Component-major gathers: every x0, x1, ... below is a contiguous [N] row.
-    x, y, z, w = (take_rows(c, vid) for c in pos.reshape(-1, 4).unbind(-1))  # each [3, N]
-    px = ((2 * j + 1) / width - 1.0).to(pos.dtype)
-    py = ((2 * i + 1) / height - 1.0).to(pos.dtype)
+    covered = tri_id >= 0
+    ids = tri_id.clamp(min=0).to(torch.int32)
+    offset = (torch.arange(pos.shape[0], device=pos.device, dtype=torch.int32) * pos.shape[1]).view(-1, 1, 1)
+    corners = tri.to(torch.int32).T.contiguous()  # [3, F]
+    vid = [take_rows(corners[k], ids) + offset for k in range(3)]  # [B, H, W] each
+    # Component-major gathers: every x[k], y[k], ... below is a contiguous [B, H, W] tensor.
+    comp = pos.reshape(-1, 4).T.contiguous()  # [4, B * V]
+    x, y, z, w = ([take_rows(c, v) for v in vid] for c in comp)
+    px = (torch.arange(width, device=pos.device, dtype=pos.dtype) * 2 + 1) / width - 1.0  # [W]
+    py = ((torch.arange(height, device=pos.device, dtype=pos.dtype) * 2 + 1) / height - 1.0)[:, None]  # [H, 1]
 
     def lam(a: int, c: int) -> torch.Tensor:
         # (h_a x h_c) . (px, py, 1) with h = (x, y, w): a homogeneous edge function.
         return px * (y[a] * w[c] - w[a] * y[c]) + py * (w[a] * x[c] - x[a] * w[c]) + (x[a] * y[c] - y[a] * x[c])
 
     l0, l1, l2 = lam(1, 2), lam(2, 0), lam(0, 1)  # proportional to the clip-space barycentrics
-    total = l0 + l1 + l2
-    zw = (l0 * z[0] + l1 * z[1] + l2 * z[2]) / (l0 * w[0] + l1 * w[1] + l2 * w[2])
-    return pix, torch.stack([l0 / total, l1 / total, zw], -1)
+    mask = covered.to(pos.dtype)  # 0 zeroes empty pixels; their denominators become 1 (no NaN grads)
+    inv_total = mask / torch.where(covered, l0 + l1 + l2, 1.0)
+    inv_w = mask / torch.where(covered, l0 * w[0] + l1 * w[1] + l2 * w[2], 1.0)
+    zw = (l0 * z[0] + l1 * z[1] + l2 * z[2]) * inv_w
+    return torch.stack([l0 * inv_total, l1 * inv_total, zw, (tri_id + 1).to(pos.dtype)], -1)
 
 
 def rasterize(
@@ -209,7 +251,8 @@ def rasterize(
         pos: ``[B, V, 4]`` float clip-space positions.
         tri: ``[F, 3]`` int32/int64 vertex indices.
         resolution: ``(H, W)``.
-        chunk_elems: candidate pixels processed per step (memory bound, ~40 bytes each).
+        chunk_elems: candidate pixels per step for triangles larger than a pixel (memory bound,
+            ~40 bytes each).
 
     Returns:
         ``rast [B, H, W, 4]`` of ``pos.dtype``: ``(u, v, z/w, triangle_id + 1)``, zeros where empty;
@@ -218,10 +261,6 @@ def rasterize(
     check_shape(pos, ["B", "V", 4], "pos")
     check_shape(tri, ["F", 3], "tri")
     height, width = int(resolution[0]), int(resolution[1])
-    # Pass 1 in groups of batch items: ~B * F per-triangle temporaries stay cache-sized.
-    group = max(1, TRIANGLES_PER_GROUP // max(1, tri.shape[0]))
-    tri_id = torch.cat([visible_triangles(p, tri, (height, width), chunk_elems) for p in pos.detach().split(group)])
-    pix, vals = barycentrics_at(pos, tri, tri_id, (height, width))
-    ident = (take_rows(tri_id.reshape(-1), pix) + 1).to(pos.dtype)[:, None]
-    flat = pos.new_zeros(pos.shape[0] * height * width, 4).index_copy(0, pix, torch.cat([vals, ident], -1))
-    return flat.view(pos.shape[0], height, width, 4)
+    tri_id = visible_triangles(pos.detach(), tri, (height, width), chunk_elems)
+    with record_function("raster.barycentrics"):
+        return barycentrics_at(pos, tri, tri_id, (height, width))
