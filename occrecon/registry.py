@@ -87,6 +87,7 @@ DATASETS: dict[str, str] = {
     "w300": "datamodules.w300:W300DataModule",
     "aflw": "datamodules.aflw:AFLWDataModule",
     "lfw": "datamodules.lfw:LFWDataModule",
+    "glasses_paste": "datamodules.glasses_paste:GlassesPasteDataModule",
 }
 """``data.dataset`` name -> its LightningDataModule (``"module:Class"``)."""
 
