@@ -160,6 +160,11 @@ def run_command(
         raise ConfigError(f"{ckpt}: checkpoint file not found")
     L.seed_everything(cfg.seed, workers=True)
     system, datamodule = instantiate(cfg)
+    if command == "predict":  # photo folder / test split as prediction data, predictions written under the run
+        from occrecon.callbacks.predictions import prediction_setup
+
+        datamodule, writers = prediction_setup(cfg, datamodule, paths.dir)
+        callbacks = [*callbacks, *writers]
     trainer = build_trainer(cfg, paths, command, callbacks)
     method = getattr(trainer, command)
     log.info("%s run %s in %s%s", command, paths.run_id, paths.dir, f" from {ckpt}" if ckpt else "")

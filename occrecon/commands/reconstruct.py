@@ -16,36 +16,12 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
-
 from occrecon.errors import MissingAssetError, OccreconError
+from occrecon.faces.photos import collect_images, read_photo
 
 log = logging.getLogger(__name__)
 FIT_STEPS = 40
 LANDMARK_STEPS = 150
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-
-
-def collect_images(inputs: list[str]) -> list[Path]:
-    """Files as given plus the images directly inside given folders (sorted); missing paths kept (reported later)."""
-    paths: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            paths += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            paths.append(path)
-    return paths
-
-
-def read_photo(path: Path) -> np.ndarray:
-    """``[H, W, 3]`` uint8 RGB (EXIF orientation applied); raises ``OSError``/``ValueError`` if unreadable."""
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as image:
-        return np.asarray(ImageOps.exif_transpose(image).convert("RGB")).copy()
-
-
 def ensure_face_networks(say=print) -> bool:
     """Make sure the converted face-api networks are cached, fetching them once (``npm pack``)."""
     from occrecon.assets.face_api import FACE_MODELS, HOW_TO_GET_FACES, face_model_path, fetch_face_api

@@ -159,6 +159,22 @@ class LoggerConfig:
 
 
 @dataclass
+class PredictConfig:
+    """``predict`` section (``occrecon predict``, :mod:`occrecon.callbacks.predictions`).
+
+    ``images``: a photo folder/file to predict on instead of the stage's data (``None``: the data
+    module's prediction or test split). ``align``: ``auto`` (the stage's training framing),
+    ``deep3d``, ``celebahq`` or ``none`` (whole photo). ``out``: output folder (default
+    ``<run dir>/predictions``). ``min_face_size``: smallest face detected (pixels).
+    """
+
+    images: str | None = None
+    align: str = "auto"
+    out: str | None = None
+    min_face_size: float = 40.0
+
+
+@dataclass
 class ExperimentConfig:
     """The whole experiment. ``model``/``data`` are replaced by the stage's dataclasses at load."""
 
@@ -167,6 +183,7 @@ class ExperimentConfig:
     run: RunConfig = field(default_factory=RunConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
     model: Any = None
     data: Any = None
 

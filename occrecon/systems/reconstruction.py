@@ -350,8 +350,12 @@ class ReconstructionSystem(L.LightningModule):
         self._log_split(self.test_metrics, "test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        """Coefficients, mesh (+ albedo) and the render (image, mask, 68 landmarks) of each sample."""
         y = self(self.prepare(batch)["image"])
-        return {"coeffs": y, "vertices": self.vertices(y)}
+        out = self.render(y)
+        albedo = self.face_model.albedo(self.layout.split(y).tex)
+        return {"coeffs": y, "vertices": self.vertices(y), "albedo": albedo, "render": out.image.clamp(0, 1),
+                "render_mask": out.mask, "landmarks": out.landmarks}  # fmt: skip
 
     def configure_optimizers(self) -> dict[str, Any]:
         return build_optimization(self, self.optimizer_cfg, self.scheduler_cfg, self.regressor.parameters())
