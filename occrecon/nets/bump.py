@@ -24,12 +24,14 @@ from occrecon.utils.checks import check_shape
 IN_CHANNELS = 11
 DEPTH_SCALE = 0.5
 """Decimetres of depth that map to 1 in the network input (a face is about 2 dm deep)."""
+RESIDUAL_SCALE = 10.0
+"""Gain of the ``image - coarse render`` channels: detail shading changes a pixel by about 1-5 %."""
 
 
 def bump_inputs(
     image: torch.Tensor, rendered: torch.Tensor, depth: torch.Tensor, normals: torch.Tensor, mask: torch.Tensor
 ) -> torch.Tensor:
-    """``[B, 11, H, W]`` network input: image ``[B, 3]``, image - coarse render ``[B, 3]`` (on the face),
+    """``[B, 11, H, W]`` network input: image ``[B, 3]``, ``RESIDUAL_SCALE`` x (image - coarse render) ``[B, 3]`` (on the face),
     centred depth ``[B, 1]``, normals ``[B, 3]``, mask ``[B, 1]`` (all ``[B, C, H, W]``)."""
     check_shape(image, ["B", 3, "H", "W"], "image")
     check_shape(rendered, list(image.shape), "rendered")
@@ -37,7 +39,7 @@ def bump_inputs(
     check_shape(normals, [image.shape[0], 3, *image.shape[2:]], "normals")
     check_shape(mask, [image.shape[0], 1, *image.shape[2:]], "mask")
     mean = (depth * mask).sum((2, 3), keepdim=True) / mask.sum((2, 3), keepdim=True).clamp_min(1.0)
-    return torch.cat([image, (image - rendered) * mask, (depth - mean) * mask / DEPTH_SCALE, normals * mask, mask], 1)
+    return torch.cat([image, (image - rendered) * mask * RESIDUAL_SCALE, (depth - mean) * mask / DEPTH_SCALE, normals * mask, mask], 1)
 
 
 def _block(in_ch: int, out_ch: int) -> nn.Sequential:
