@@ -1,12 +1,21 @@
-"""Rasterize + interpolate throughput of the renderer backends (issue 3).
+"""CPU rasterizer vs Embree, measured in the same run (issue 18), plus where the time goes.
 
-Images/s at 224x224 for three meshes -- the procedural face model, the Surrey Face Model (when
-``../shared/facemodels/sfm`` exists) and a synthetic BFM-sized face-like height field with 70k
-triangles -- at batch 1 and 32, with the CPU torch backend (and the GPU backends when CUDA is
-available). The naive baseline, timed in the same run, is a straightforward vectorised dense
-rasterizer: every pixel against every triangle (in chunks of triangles, running z-min), i.e.
-what the torch backend does without binning. For big meshes the baseline is stopped after a time
-budget and extrapolated linearly in the number of triangles (marked ``~``).
+For each scene -- the procedural face model, the Surrey Face Model (when
+``../shared/facemodels/sfm`` exists) and a synthetic BFM-sized face-like height field with 69,938
+triangles -- at 224x224 under small random head poses:
+
+* ``torch``: :func:`occrecon.render.torch_raster.rasterize` (visibility + perspective-correct
+  barycentrics + ``z/w``, differentiable), img/s at batch 1 and batch 32;
+* ``embree``: Intel Embree primary-visibility ray casting through ``embreex`` (the ``bench`` extra:
+  ``pip install -e .[bench]``), one ray per pixel centre along +z through the NDC mesh,
+  non-differentiable, traced on the same number of threads (a thread pool over ray blocks; the
+  binding releases the GIL). Two figures: ``trace`` with the BVH built beforehand (the fastest
+  Embree can answer "which triangle is at each pixel" -- the peer the ratio is against) and
+  ``build+trace`` (a posed face needs a new BVH per image, so this is what a renderer would pay).
+
+``same id %`` is the fraction of pixels whose triangle id (or emptiness) agrees between the two.
+The profile table splits the torch rasterizer's time into its phases (``torch.profiler`` ranges
+``raster.setup`` / ``raster.binning`` / ``raster.zbuffer`` / ``raster.barycentrics``).
 
     python bench/render.py [--quick] [--threads N]
 """
@@ -16,15 +25,18 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from occrecon.geometry.camera import PerspectiveCamera
-from occrecon.render.backend import TorchBackend, get_backend, nvdiffrast_available
+from occrecon.render.torch_raster import rasterize
 
 SIZE = 224
 SFM_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "facemodels" / "sfm"
+PHASES = ("raster.setup", "raster.binning", "raster.zbuffer", "raster.barycentrics")
 
 
 def synthetic_face(n_tri: int = 70_000) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,85 +80,110 @@ def clip_positions(verts: torch.Tensor, batch: int, device: str, seed: int = 0) 
     return cam.clip_from_view(cam.view_from_model(v, pose)).to(device)
 
 
-@torch.no_grad()
-def naive_dense_ids(
-    pos: torch.Tensor, tri: torch.Tensor, size: int, chunk: int = 256, budget_s: float | None = None
-) -> float:
-    """Dense baseline; returns seconds for the whole mesh (extrapolated if the budget ran out)."""
-    t0 = time.perf_counter()
-    c = (torch.arange(size, dtype=pos.dtype, device=pos.device) * 2 + 1) / size - 1
-    py, px = torch.meshgrid(c, c, indexing="ij")
-    px, py = px.reshape(1, -1), py.reshape(1, -1)
-    for b in range(pos.shape[0]):
-        ndc = pos[b, :, :3] / pos[b, :, 3:]
-        zbuf = torch.full((size * size,), math.inf, device=pos.device)
-        ids = torch.full((size * size,), -1, device=pos.device)
-        for start in range(0, tri.shape[0], chunk):
-            v = ndc[tri[start : start + chunk]]  # [T, 3, 3]
-            (x0, x1, x2), (y0, y1, y2), z = v[..., 0].T[..., None], v[..., 1].T[..., None], v[..., 2]
-            area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
-            l0 = ((x1 - px) * (y2 - py) - (x2 - px) * (y1 - py)) / area
-            l1 = ((x2 - px) * (y0 - py) - (x0 - px) * (y2 - py)) / area
-            l2 = 1 - l0 - l1
-            zz = l0 * z[:, 0:1] + l1 * z[:, 1:2] + l2 * z[:, 2:3]
-            zz = torch.where((l0 >= 0) & (l1 >= 0) & (l2 >= 0), zz, math.inf)
-            zmin, arg = zz.min(0)
-            better = zmin < zbuf
-            zbuf, ids = torch.where(better, zmin, zbuf), torch.where(better, arg + start, ids)
-            spent = time.perf_counter() - t0
-            if budget_s is not None and spent > budget_s:
-                done = b * tri.shape[0] + start + chunk
-                return spent * pos.shape[0] * tri.shape[0] / done
-    return time.perf_counter() - t0
+class EmbreePeer:
+    """Embree primary visibility of NDC meshes: one ray per pixel centre, along +z."""
+
+    def __init__(self, size: int, threads: int) -> None:
+        import embreex.mesh_construction as mc
+        import embreex.rtcore_scene as rs
+
+        self._rs, self._mc = rs, mc
+        c = ((np.arange(size) * 2 + 1) / size - 1).astype(np.float32)
+        py, px = np.meshgrid(c, c, indexing="ij")  # row i samples y_ndc of row i (nvdiffrast order)
+        origins = np.stack([px.ravel(), py.ravel(), np.full(size * size, -2.0, np.float32)], -1)
+        directions = np.tile(np.array([[0.0, 0.0, 1.0]], np.float32), (size * size, 1))
+        blocks = np.array_split(np.arange(size * size), threads)
+        self._rays = [(np.ascontiguousarray(origins[b]), np.ascontiguousarray(directions[b])) for b in blocks]
+        self._pool = ThreadPoolExecutor(threads)
+
+    def build(self, pos: torch.Tensor, faces: np.ndarray):
+        """BVH of one posed mesh ``pos [V, 4]`` (clip space) in NDC."""
+        ndc = (pos[:, :3] / pos[:, 3:]).numpy().astype(np.float32)
+        scene = self._rs.EmbreeScene()
+        self._mc.TriangleMesh(scene, ndc, faces)
+        scene.run(self._rays[0][0][:1], self._rays[0][1][:1])  # commit (BVH build) now
+        return scene
+
+    def trace(self, scene) -> np.ndarray:
+        """Triangle id per pixel (``-1`` where empty), ``[H * W]``."""
+        parts = self._pool.map(lambda r: scene.run(r[0], r[1], output=0), self._rays)
+        return np.concatenate(list(parts))
 
 
-def time_backend(backend, pos, tri, reps: int) -> float:
-    """Best seconds per call of rasterize + interpolate (3 attributes)."""
-    attr = torch.rand(pos.shape[0], pos.shape[1], 3, device=pos.device)
+def best_seconds(fn, reps: int) -> float:
+    fn()  # warm-up
     best = math.inf
-    for _ in range(reps + 1):  # first call warms up (contexts, allocator)
-        if pos.is_cuda:
-            torch.cuda.synchronize()
+    for _ in range(reps):
         t0 = time.perf_counter()
-        with torch.no_grad():
-            backend.interpolate(attr, backend.rasterize(pos, tri, (SIZE, SIZE)), tri)
-        if pos.is_cuda:
-            torch.cuda.synchronize()
+        fn()
         best = min(best, time.perf_counter() - t0)
     return best
 
 
+def profile_table(pos: torch.Tensor, tri: torch.Tensor) -> list[tuple[str, float]]:
+    """Milliseconds per image in each rasterizer phase (``torch.profiler`` ranges, one call)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    rasterize(pos, tri, (SIZE, SIZE))
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        rasterize(pos, tri, (SIZE, SIZE))
+    totals = {e.key: e.cpu_time_total for e in prof.key_averages() if e.key in PHASES}
+    return [(p, totals.get(p, 0.0) / 1e3 / pos.shape[0]) for p in PHASES]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions, capped baseline (< 60 s on 2 cores)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (< 60 s on 2 cores)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads = Embree trace threads")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    reps, budget = (1, 4.0) if args.quick else (3, 30.0)
-    backends = [("torch", "cpu", TorchBackend())]
-    if torch.cuda.is_available():
-        backends.append(("torch", "cuda", TorchBackend()))
-        if nvdiffrast_available():
-            backends.append(("nvdiffrast", "cuda", get_backend("nvdiffrast")))
-    print(f"{'mesh':<14} {'tris':>6} {'backend':<16} {'batch':>5} {'img/s':>9} {'naive img/s':>12} {'speed-up':>9}")
-    summary = None
-    for name, (verts, faces) in meshes().items():
+    threads = torch.get_num_threads()
+    reps = 2 if args.quick else 5
+    try:
+        peer = EmbreePeer(SIZE, threads)
+    except ImportError:
+        peer = None
+        print("embreex not installed (`pip install -e .[bench]`): Embree columns skipped")
+    print(f"224x224, {threads} threads, best of {reps}; torch = rasterize (visibility + barycentrics + z/w)")
+    head = f"{'scene':<14} {'tris':>6} {'batch':>5} {'torch img/s':>11}"
+    if peer:
+        head += f" {'embree trace':>12} {'ratio':>6} {'build+trace':>11} {'ratio':>6} {'same id %':>9}"
+    print(head)
+    summary = []
+    scenes = meshes()
+    for name, (verts, faces) in scenes.items():
         tri = faces.to(torch.int32)
-        naive_s = naive_dense_ids(clip_positions(verts, 1, "cpu"), faces.long(), SIZE, budget_s=budget)
-        naive_ips = 1.0 / naive_s
-        for bname, device, backend in backends:
-            for batch in (1, 32):
-                pos = clip_positions(verts, batch, device)
-                ips = batch / time_backend(backend, pos, tri.to(device), reps)
-                ratio = ips / naive_ips if device == "cpu" else float("nan")
-                mark = "~" if naive_s > budget else " "
-                print(
-                    f"{name:<14} {tri.shape[0]:>6} {bname + '/' + device:<16} {batch:>5} {ips:>9.1f} {mark}{naive_ips:>11.3f} {ratio:>8.0f}x"
+        for batch in (1, 32):
+            pos = clip_positions(verts, batch, "cpu")
+            with torch.no_grad():
+                ips = batch / best_seconds(lambda pos=pos, tri=tri: rasterize(pos, tri, (SIZE, SIZE)), reps)
+            row = f"{name:<14} {tri.shape[0]:>6} {batch:>5} {ips:>11.1f}"
+            if peer:
+                f32 = faces.numpy().astype(np.int32)
+                n_img = min(batch, 8)  # Embree runs per image: a few images give its rate
+                scenes_e = [peer.build(pos[b], f32) for b in range(n_img)]
+                trace_ips = n_img / best_seconds(lambda s=scenes_e: [peer.trace(x) for x in s], reps)
+                build_ips = n_img / best_seconds(
+                    lambda p=pos, n=n_img, f=f32: [peer.trace(peer.build(p[b], f)) for b in range(n)], reps
                 )
-                if device == "cpu" and batch == 32 and (summary is None or name == "procedural"):
-                    summary = f"render bench ({torch.get_num_threads()} threads): torch CPU rasterize+interpolate {SIZE}px, {name} B=32: {ips:.1f} img/s = {ratio:.0f}x the naive dense rasterizer"
-    print(summary)
+                ids_t = rasterize(pos[:n_img], tri, (SIZE, SIZE))[..., 3].long().reshape(n_img, -1) - 1
+                ids_e = torch.from_numpy(np.stack([peer.trace(s) for s in scenes_e])).long()
+                same = (ids_t == ids_e).float().mean().item()
+                row += f" {trace_ips:>12.1f} {ips / trace_ips:>5.2f}x {build_ips:>11.1f} {ips / build_ips:>5.1f}x {100 * same:>9.3f}"
+                if batch == 32:
+                    summary.append(f"{name} B=32 {ips:.0f} img/s = {ips / trace_ips:.2f}x Embree trace ({trace_ips:.0f}), {ips / build_ips:.1f}x Embree build+trace")
+            elif batch == 32:
+                summary.append(f"{name} B=32 {ips:.0f} img/s")
+            print(row)
+    verts, faces = scenes["synthetic-70k"]
+    pos = clip_positions(verts, 8, "cpu")
+    print("\nwhere the time goes (synthetic-70k, batch 8, torch.profiler ranges):")
+    table = profile_table(pos, faces.to(torch.int32))
+    total = sum(ms for _, ms in table)
+    for phase, ms in table:
+        print(f"  {phase:<22} {ms:7.2f} ms/img {100 * ms / max(total, 1e-9):5.1f} %")
+    print(f"render bench ({threads} threads): " + "; ".join(summary))
 
 
 if __name__ == "__main__":

@@ -27,15 +27,16 @@ def interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor) -> to
         attr = attr[None]
     if attr.dim() != 3 or attr.shape[0] not in (1, rast.shape[0]):
         raise ShapeError("attr", f"[{rast.shape[0]}, V, C], [1, V, C] or [V, C]", tuple(attr.shape))
-    n_batch, height, width, _ = rast.shape
-    flat = rast.reshape(-1, 4)
-    pix = (flat[:, 3] > 0).nonzero().squeeze(1)
-    hit = take_rows(flat, pix)  # [N, 4]
-    vidx = take_rows(tri.long(), hit[:, 3].long() - 1)  # [N, 3]
+    n_batch = rast.shape[0]
+    covered = rast[..., 3] > 0
+    tid = (rast[..., 3].detach() - 1).clamp(min=0).to(torch.int32)  # [B, H, W]; empty -> triangle 0
+    vid = [take_rows(c, tid) for c in tri.to(torch.int32).T.contiguous()]  # [B, H, W] per corner
     if attr.shape[0] > 1:
-        vidx = vidx + (pix // (height * width) * attr.shape[1])[:, None]
-    a = take_rows(attr.reshape(-1, attr.shape[-1]), vidx)  # [N, 3, C]
-    u, v = hit[:, 0:1], hit[:, 1:2]
-    vals = u * a[:, 0] + v * a[:, 1] + (1.0 - u - v) * a[:, 2]
-    out = vals.new_zeros(n_batch * height * width, attr.shape[-1]).index_copy(0, pix, vals)
-    return out.view(n_batch, height, width, -1)
+        offset = (torch.arange(n_batch, device=rast.device, dtype=torch.int32) * attr.shape[1]).view(-1, 1, 1)
+        vid = [v + offset for v in vid]
+    # Dense, channel-major gathers (contiguous rows; cheaper than compacting covered pixels).
+    comp = attr.reshape(-1, attr.shape[-1]).T.contiguous()  # [C, B * V] or [C, V]
+    u, v = rast[..., 0], rast[..., 1]
+    w = covered.to(u.dtype) - u - v  # 0 on empty pixels, where u = v = 0 too
+    vals = [u * take_rows(c, vid[0]) + v * take_rows(c, vid[1]) + w * take_rows(c, vid[2]) for c in comp]
+    return torch.stack(vals, -1)
