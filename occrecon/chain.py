@@ -134,6 +134,9 @@ class Link:
     """Sub-modules of the system never trained in the chain (e.g. a GAN's discriminator)."""
     after_step: Callable[[Any], None] | None = None
     """Called after each optimizer step when the stage is trainable (e.g. an EMA update)."""
+    chain_config: Callable[[dict[str, Any], Mapping[str, nn.Module]], None] | None = None
+    """Sets, in the stage's config, what the chain supplies instead of the stage (given the
+    stages built before it)."""
 
 
 def _run_parsing(system: Any, state: dict[str, Any]) -> None:
@@ -235,6 +238,38 @@ def _loss_reconstruction(system: Any, state: dict[str, Any], batch: Mapping[str,
     return system.losses(prepared, state["coeffs"], state["render"])
 
 
+def _detail_image(system: Any, state: dict[str, Any]) -> torch.Tensor:
+    image = state.get("I_out", state["I_in"])
+    size = system.hparams.image_size
+    if image.shape[-1] != size:
+        image = torch.nn.functional.interpolate(image, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return image
+
+
+def _detail_config(config: dict[str, Any], built: Mapping[str, nn.Module]) -> None:
+    # the chain's coarse stage supplies d(b): the detail stage's own coarse network is not built,
+    # and the coefficients are rendered at the size the coarse stage predicted them for
+    config["coarse"] = "ground_truth"
+    if "reconstruction" in built:
+        coarse = built["reconstruction"]
+        config["coarse_image_size"] = coarse.hparams.image_size
+        config["face_model"], config["face_model_dir"] = coarse.hparams.face_model, coarse.hparams.face_model_dir
+
+
+def _run_detail(system: Any, state: dict[str, Any]) -> None:
+    """Bump map on ``I_out`` (else ``I_in``) over the maps of the chain's own coarse prediction."""
+    image = _detail_image(system, state)
+    coarse = system.maps_from_coeffs(state["coeffs"].detach())
+    out = system.detail(image, coarse)
+    state["detail"] = (image, out, coarse)
+    state["bump"], state["depth_detail"] = out.phi / 255.0, out.depth
+
+
+def _loss_detail(system: Any, state: dict[str, Any], batch: Mapping[str, Any]):
+    image, out, coarse = state["detail"]
+    return system.losses(dict(batch), image, out, coarse)
+
+
 LINKS: dict[str, Link] = {
     "parsing": Link("parsing", ("I_in",), _run_parsing, _loss_parsing),
     "edge_lines": Link("edge_lines", ("I_in",), _run_edge_lines, _loss_edge_lines, frozen_parts=("discriminator",)),
@@ -242,6 +277,7 @@ LINKS: dict[str, Link] = {
     "synthesis": Link("synthesis", ("I_in", "M_fin", "O"), _run_synthesis, _loss_synthesis,
                       frozen_parts=("discriminator",), after_step=_synthesis_ema),
     "reconstruction": Link("reconstruction", ("I_in",), _run_reconstruction, _loss_reconstruction),
+    "detail": Link("detail", ("coeffs",), _run_detail, _loss_detail, chain_config=_detail_config),
 }
 """Stage name -> its link. Stages added later register here (:func:`register_link`)."""
 

@@ -228,3 +228,22 @@ def test_demo_section_draws_every_map_and_compares_with_the_coarse_stage_alone(d
     assert (tmp_path / "pipeline.png").is_file()
     assert "coarse alone (on I_in)" in section.tables[0]
     assert "test/error_mm" in section.metrics and "test/error_mm_without_synthesis" in section.metrics
+
+
+def test_detail_closes_the_chain_on_the_coarse_prediction(dataset: Path) -> None:
+    fields = [*FIELDS, "depth_coarse", "face_mask", "bump", "normals"]
+    dm = SyntheticDataModule(image_size=SIZE, root=str(dataset), fields=fields, augment=False, batch_size=2,
+                             generate=False, val_fraction=0.0, test_fraction=0.0)  # fmt: skip
+    dm.setup()
+    batch = next(iter(dm.train_dataloader()))
+    detail = {"model": {"width": 8, "levels": 2, "image_size": SIZE, "renderer": "torch"}}
+    system = _pipeline(trainable=("detail",), detail=detail)
+    assert system.order[-1] == "detail"
+    assert system.stages["detail"].hparams.coarse_image_size == SIZE  # rendered where y was predicted
+    state = system(batch["image"])
+    assert state["depth_detail"].shape == (2, 1, SIZE, SIZE) and state["bump"].shape == (2, 1, SIZE, SIZE)
+    total, logs = system.losses(state, batch)
+    assert "detail" in logs and "detail/geo" in logs  # Eq. 6 against the synthetic Phi
+    total.backward()
+    assert all(p.grad is None for p in system.stages["reconstruction"].parameters())
+    assert any(p.grad is not None for p in system.stages["detail"].net.parameters())

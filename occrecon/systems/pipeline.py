@@ -118,6 +118,8 @@ class PipelineSystem(L.LightningModule):
             entry = stages[name]
             config = stage_model_config(name, entry["ckpt"], {} if entry["ckpt"] else entry["model"])
             config.update(entry["overrides"])
+            if LINKS[name].chain_config is not None:
+                LINKS[name].chain_config(config, self.stages)
             if entry["ckpt"] is None and "width" not in config:
                 config["width"] = width
             system = build_stage(name, config)
