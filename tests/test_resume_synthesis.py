@@ -11,6 +11,7 @@ import torch
 
 from occrecon.config.load import load_config
 from occrecon.training import run_command
+from tests.test_resume import KillAtStep, Killed
 from tests.test_system_parsing import make_synth_root
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,19 +22,6 @@ OVERRIDES = [
     "trainer.limit_val_batches=1", "model.identity=none", "model.image_log_every_n_steps=0", "model.num_blocks=1",
     "model.discriminator_every=2", "model.ema.decay=0.9", "run.checkpoint_every_n_steps=2",
 ]  # fmt: skip
-
-
-class Killed(RuntimeError):
-    pass
-
-
-class KillAtStep(L.Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
-        if trainer.global_step == self.step:
-            raise Killed(f"killed at step {self.step}")
 
 
 def fit(root: Path, data: Path, run_id: str, *extra: str, callbacks: tuple[L.Callback, ...] = ()) -> Path:

@@ -16,8 +16,8 @@ GROUP = "eval"
 
 def run_synthesis(args: argparse.Namespace) -> int:
     """Handler of ``occrecon eval synthesis``; 0 on success, 1 on a user error (message printed)."""
-    from occrecon.errors import OccreconError
     from occrecon.commands.evaluate import load_system
+    from occrecon.errors import OccreconError
     from occrecon.evaluation.synthesis import evaluate_synthesis, load_synthesis
 
     try:

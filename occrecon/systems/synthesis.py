@@ -68,7 +68,7 @@ from occrecon.losses.synthesis import (
 from occrecon.nets.patch_discriminator import MultiScalePatchDiscriminator
 from occrecon.nets.synthesis import FrozenFeatures, SynthesisGenerator, vgg19_features
 from occrecon.systems.common import image_loggers, log_image
-from occrecon.training import build_optimization
+from occrecon.systems.gan import ManualGANMixin
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ class Conditions(NamedTuple):
     landmarks: torch.Tensor | None
 
 
-class SynthesisSystem(L.LightningModule):
+class SynthesisSystem(ManualGANMixin, L.LightningModule):
     """LightningModule of the synthesis stage (module docstring). Built as ``SynthesisSystem(**model)``."""
 
     def __init__(
@@ -241,14 +241,7 @@ class SynthesisSystem(L.LightningModule):
     # ------------------------------------------------------------------ set-up of the frozen networks
 
     def setup(self, stage: str) -> None:
-        from lightning.pytorch.strategies import DDPStrategy
-
-        strategy = self.trainer.strategy
-        if isinstance(strategy, DDPStrategy) and not strategy._ddp_kwargs.get("find_unused_parameters", False):
-            raise ConfigError(
-                "synthesis: each G/D backward touches one network only; use "
-                "trainer.strategy=ddp_find_unused_parameters_true instead of plain ddp"
-            )
+        self.require_find_unused("synthesis")
         if stage == "fit":
             self.build_frozen_networks()
 
@@ -469,7 +462,7 @@ class SynthesisSystem(L.LightningModule):
                 terms = self.generator_loss(cond, output)
                 g_opt.zero_grad()
                 self.manual_backward(terms["loss"])
-                self._clip(g_opt)
+                self.clip(g_opt)
                 g_opt.step()
             if self.generator_ema is not None:
                 self.generator_ema.update_parameters(self.generator)
@@ -482,11 +475,11 @@ class SynthesisSystem(L.LightningModule):
                 d_loss = self.discriminator_loss(cond, output)
                 d_opt.zero_grad()
                 self.manual_backward(d_loss)
-                self._clip(d_opt)
+                self.clip(d_opt)
                 d_opt.step()
             logs["train/d_loss"] = d_loss.detach()
         self.batches_seen += 1
-        self._step_schedulers("step")
+        self.step_schedulers("step")
         logs["train/batches"] = self.batches_seen.float()
         self.log_dict(logs, batch_size=cond.image.shape[0])
         every = self.hparams.image_log_every_n_steps
@@ -499,28 +492,10 @@ class SynthesisSystem(L.LightningModule):
         if self.logger is not None:
             self.logger.log_hyperparams({"effective_loss_weights": self.effective_weights, "disabled_terms": self.disabled})
 
-    def _clip(self, opt: Any) -> None:
-        if self.hparams.gradient_clip_val > 0:
-            self.clip_gradients(opt, self.hparams.gradient_clip_val, self.hparams.gradient_clip_algorithm)
-
-    def _step_schedulers(self, interval: str) -> None:
-        if self.scheduler_cfg["name"] == "none" or self.scheduler_cfg["interval"] != interval:
-            return
-        schedulers = self.lr_schedulers()
-        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
-            scheduler.step()
-
-    def on_train_epoch_end(self) -> None:
-        self._step_schedulers("epoch")
-
     def configure_optimizers(self) -> list[dict[str, Any]]:
-        scheduler = dict(self.scheduler_cfg)
-        if scheduler["interval"] == "step" and not scheduler["t_max"] and self.trainer.max_steps > 0:
-            # schedulers step once per batch, but max_steps counts G and D steps
-            scheduler["t_max"] = max(1, self.trainer.max_steps // 2)
-        g = build_optimization(self, self.optimizer_cfg, scheduler, self.generator.parameters())
-        d = build_optimization(self, self.disc_cfg["optimizer"], scheduler, self.discriminator.parameters())
-        return [g, d]
+        return self.gan_optimizers(
+            self.optimizer_cfg, self.generator.parameters(), self.disc_cfg["optimizer"], self.discriminator.parameters()
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["synthesis"] = {"effective_weights": dict(self.effective_weights), "disabled": dict(self.disabled)}
