@@ -186,3 +186,16 @@ def test_fields_of_the_eval_loader_cover_the_experiment() -> None:
     from occrecon.config.load import read_yaml
 
     assert set(read_yaml(REPO / "experiments/detail/synthetic.yaml")["data"]["fields"]) <= set(FIELDS)
+
+
+def test_coarse_cache_returns_the_computed_maps(root: Path) -> None:
+    batch = first_batch(root, batch_size=3)
+    plain, cached = small_system(), small_system(cache_coarse=2)
+    first = cached.coarse_maps(batch)  # computes; caches samples 0 and 1 only (limit 2)
+    assert len(cached._cache) == 2
+    sub = {k: v[:2] for k, v in batch.items()}
+    again = cached.coarse_maps(sub)  # served from the cache
+    fresh = plain.coarse_maps(sub)
+    for name in ("depth", "normal", "mask", "albedo", "mirror", "rendered", "px_per_unit", "gamma"):
+        assert torch.equal(getattr(again, name), getattr(fresh, name)), name
+        assert torch.equal(getattr(first, name)[:2], getattr(fresh, name)), name

@@ -20,7 +20,7 @@ GROUP = "eval"
 
 FIELDS: tuple[str, ...] = (
     "I_in", "I_gt", "parsing_gt", "occluder_mask", "face_mask", "depth_coarse", "depth_detail", "normals", "bump",
-    "coeffs", "glasses",
+    "coeffs", "glasses", "index",
 )  # fmt: skip
 """Synthetic fields the evaluation reads (ground truth and the ``ground_truth`` coarse stage)."""
 
