@@ -7,6 +7,7 @@ and ``model.scheduler`` the same way.
 
 from __future__ import annotations
 
+import csv
 import logging
 import math
 import netrc
@@ -19,9 +20,10 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
-from occrecon.callbacks import RNGStateCallback, RunInfoCallback
+from occrecon.callbacks import FiniteLossCallback, RNGStateCallback, RunInfoCallback
 from occrecon.config.load import to_plain
 from occrecon.errors import ConfigError
 from occrecon.registry import get_dataset, get_stage
@@ -42,16 +44,51 @@ def instantiate(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModu
     return system, datamodule_cls(**data)
 
 
-def build_logger(cfg: DictConfig, paths: RunPaths, command: str = "fit") -> Logger | bool:
+class HistoryCSVLogger(CSVLogger):
+    """A ``CSVLogger`` that keeps the rows a resumed run logged before its checkpoint.
+
+    Lightning's CSV writer deletes an existing ``metrics.csv`` when it starts. With ``resumed=True``
+    the old rows are read first; when the resumed run logs its first row (step ``S``), the old rows
+    with ``step < S`` are put back in front of it. Rows of the interrupted run from ``S`` on are
+    dropped: the resumed run logs those steps again. An uninterrupted and a killed + resumed run
+    end with the same file (``tests/test_resume_kill.py``).
+    """
+
+    def __init__(self, *args: Any, resumed: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._history: list[dict[str, str]] | None = None
+        if resumed and rank_zero_only.rank == 0:
+            self._history = _read_csv(Path(self.log_dir) / "metrics.csv")
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        if self._history is not None and rank_zero_only.rank == 0:
+            first = len(self.experiment.metrics) if step is None else step
+            kept = [row for row in self._history if int(float(row["step"])) < first]
+            self.experiment.metrics[:0] = kept
+            self._history = None
+        super().log_metrics(metrics, step)
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV metrics file, each without its empty cells (rows without a step dropped)."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        rows = [{k: v for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)]
+    return [row for row in rows if "step" in row]
+
+
+def build_logger(cfg: DictConfig, paths: RunPaths, command: str = "fit", resumed: bool = False) -> Logger | bool:
     """The experiment logger of ``logger.kind`` (False for ``none``); W&B's id is the run id.
 
-    CSV/TensorBoard files go to ``<run>/logs/<command>/``; W&B files to ``<run>/wandb/``.
+    CSV/TensorBoard files go to ``<run>/logs/<command>/``; W&B files to ``<run>/wandb/``. A ``fit``
+    resumed from a checkpoint keeps the CSV history before it (:class:`HistoryCSVLogger`).
     """
     kind = str(to_plain(cfg.logger)["kind"])
     if kind == "none":
         return False
     if kind == "csv":
-        return CSVLogger(save_dir=str(paths.dir), name="logs", version=command)
+        return HistoryCSVLogger(save_dir=str(paths.dir), name="logs", version=command, resumed=resumed and command == "fit")
     if kind == "tensorboard":
         try:
             from lightning.pytorch.loggers import TensorBoardLogger
@@ -91,41 +128,70 @@ def wandb_key_available() -> bool:
         return False
 
 
+class LatestCheckpoint(ModelCheckpoint):
+    """A ``ModelCheckpoint`` that writes ``last.ckpt`` (see :func:`build_callbacks`), with its own
+    ``state_key`` so it never collides with the monitored one when ``run.monitor`` is None."""
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(
+            role="latest", every_n_train_steps=self._every_n_train_steps, every_n_epochs=self._every_n_epochs
+        )
+
+
 def build_callbacks(cfg: DictConfig, paths: RunPaths) -> list[Callback]:
-    """Checkpointing (epoch + optional step checkpoints, both refresh ``last.ckpt``), RNG state,
-    run info and, with a logger, the learning-rate monitor."""
+    """Checkpointing, RNG state, run info, the finite-loss guard and, with a logger, the LR monitor.
+
+    Two checkpoint callbacks, so ``last.ckpt`` is always the newest state whatever is monitored:
+
+    * *latest*: rewrites ``last.ckpt`` at the end of every training epoch (after its validation),
+      every ``run.checkpoint_every_n_steps`` optimizer steps and therefore also at the end of fit
+      (a ``max_steps`` stop ends the epoch); ``run.keep_step_checkpoints`` keeps each of these
+      as ``step<S>.ckpt`` too;
+    * *best*: ``epoch<E>-step<S>.ckpt``, the ``run.save_top_k`` best by ``run.monitor`` (the
+      latest epochs when ``run.monitor`` is None), written after validation; never ``last.ckpt``.
+    """
     run = cfg.run
-    epoch_ckpt = ModelCheckpoint(
+    best = ModelCheckpoint(
         dirpath=paths.checkpoints,
         filename="epoch{epoch:03d}-step{step:07d}",
         auto_insert_metric_name=False,
         monitor=run.monitor,
         mode=run.monitor_mode,
         save_top_k=run.save_top_k,
-        save_last=True,
-        # Both checkpoint callbacks refresh the same last.ckpt (no last-v1.ckpt beside it).
+        save_last=False,
         enable_version_counter=False,
     )
-    callbacks: list[Callback] = [epoch_ckpt, RNGStateCallback(), RunInfoCallback(paths.run_id, to_plain(cfg))]
+    # ModelCheckpoint keeps the newest file when nothing is monitored: named "last", that file is
+    # last.ckpt. Steps and epochs are separate triggers in Lightning, hence one callback each.
+    latest = LatestCheckpoint(
+        dirpath=paths.checkpoints, filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
+        save_on_train_epoch_end=True, enable_version_counter=False,
+    )  # fmt: skip
+    checkpoints = [best, latest]
     if run.checkpoint_every_n_steps > 0:
-        callbacks.append(
-            ModelCheckpoint(
-                dirpath=paths.checkpoints,
-                filename="step{step:07d}",
-                auto_insert_metric_name=False,
-                every_n_train_steps=run.checkpoint_every_n_steps,
-                save_top_k=-1 if run.keep_step_checkpoints else 0,
-                save_last=True,
-                enable_version_counter=False,
-            )
+        keep = bool(run.keep_step_checkpoints)
+        checkpoints.append(
+            LatestCheckpoint(
+                dirpath=paths.checkpoints, filename="step{step:07d}" if keep else "last",
+                auto_insert_metric_name=False, monitor=None, save_top_k=-1 if keep else 1, save_last=keep,
+                every_n_train_steps=run.checkpoint_every_n_steps, enable_version_counter=False,
+            )  # fmt: skip
         )
+    callbacks: list[Callback] = [
+        *checkpoints, RNGStateCallback(), RunInfoCallback(paths.run_id, to_plain(cfg)), FiniteLossCallback(),
+    ]  # fmt: skip
     if str(to_plain(cfg.logger)["kind"]) != "none":
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     return callbacks
 
 
 def build_trainer(
-    cfg: DictConfig, paths: RunPaths, command: str = "fit", callbacks: Iterable[Callback] = ()
+    cfg: DictConfig,
+    paths: RunPaths,
+    command: str = "fit",
+    callbacks: Iterable[Callback] = (),
+    resumed: bool = False,
 ) -> L.Trainer:
     """A ``lightning.Trainer`` with every ``trainer.*`` option, the run's logger and callbacks."""
     options = to_plain(cfg.trainer)
@@ -133,7 +199,7 @@ def build_trainer(
     return L.Trainer(
         **options,
         default_root_dir=str(paths.dir),
-        logger=build_logger(cfg, paths, command),
+        logger=build_logger(cfg, paths, command, resumed),
         callbacks=[*own, *callbacks],
         enable_checkpointing=command == "fit",
     )
@@ -165,7 +231,7 @@ def run_command(
 
         datamodule, writers = prediction_setup(cfg, datamodule, paths.dir)
         callbacks = [*callbacks, *writers]
-    trainer = build_trainer(cfg, paths, command, callbacks)
+    trainer = build_trainer(cfg, paths, command, callbacks, resumed=ckpt is not None)
     method = getattr(trainer, command)
     log.info("%s run %s in %s%s", command, paths.run_id, paths.dir, f" from {ckpt}" if ckpt else "")
     method(system, datamodule=datamodule, ckpt_path=None if ckpt is None else str(ckpt))
