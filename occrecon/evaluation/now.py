@@ -85,13 +85,13 @@ def closest_point_on_triangle(p: torch.Tensor, tri: torch.Tensor) -> torch.Tenso
 
 
 def closest_points_on_mesh(
-    points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, k: int = 16
+    points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, k: int = 16, chunk: int = 256
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact closest points of ``points [P, 3]`` on the mesh ``(vertices [V, 3], faces [F, 3])``.
 
-    Candidates are the ``k`` triangles with the nearest centroids; a point whose k-th candidate
-    could still hide a closer triangle (centroid distance − the largest centroid-to-corner radius
-    below the best distance found) is checked against every triangle, so the result is exact.
+    First the ``k`` triangles with the nearest centroids; then every triangle ``j`` that could still
+    be closer (``|p - c_j| - r_j`` below the best distance so far, ``c_j`` its centroid and ``r_j``
+    its largest centroid-to-corner distance) is checked, so the result is exact.
 
     Returns ``(closest [P, 3], distance [P])`` (float64).
     """
@@ -100,21 +100,27 @@ def closest_points_on_mesh(
     pts = torch.as_tensor(np.asarray(points, dtype=np.float64))
     tri = torch.as_tensor(np.asarray(vertices, dtype=np.float64)[np.asarray(faces)])  # [F, 3, 3]
     centroids = tri.mean(1)
-    radius = float((tri - centroids[:, None]).norm(dim=-1).max())
+    radii = (tri - centroids[:, None]).norm(dim=-1).max(dim=1).values
     k = min(k, tri.shape[0])
-    centre_dist, idx = cKDTree(centroids.numpy()).query(pts.numpy(), k=k)
-    centre_dist, idx = np.atleast_2d(centre_dist.T).T.reshape(len(pts), k), np.asarray(idx).reshape(len(pts), k)
-    cand = torch.as_tensor(idx)
+    _, idx = cKDTree(centroids.numpy()).query(pts.numpy(), k=k)
+    cand = torch.as_tensor(np.asarray(idx).reshape(len(pts), k))
     flat = closest_point_on_triangle(pts.repeat_interleave(k, 0), tri[cand.reshape(-1)]).reshape(len(pts), k, 3)
     dist = (flat - pts[:, None]).norm(dim=-1)
-    best = dist.argmin(1)
+    best_d, best = dist.min(1)
     closest = flat[torch.arange(len(pts)), best]
-    best_d = dist.min(1).values
-    unsure = torch.as_tensor(centre_dist[:, -1] - radius) < best_d
-    for i in torch.nonzero(unsure).flatten().tolist():  # rare: a coarse mesh or a far point
-        every = closest_point_on_triangle(pts[i].expand(tri.shape[0], 3), tri)
-        d = (every - pts[i]).norm(dim=-1)
-        closest[i], best_d[i] = every[d.argmin()], d.min()
+    for start in range(0, len(pts), chunk):
+        p = pts[start : start + chunk]
+        lower = torch.cdist(p, centroids) - radii  # [C, F] lower bound of each triangle's distance
+        rows, cols = torch.nonzero(lower < best_d[start : start + chunk, None] - 1e-12, as_tuple=True)
+        if rows.numel() == 0:
+            continue
+        q = closest_point_on_triangle(p[rows], tri[cols])
+        d = (q - p[rows]).norm(dim=-1)
+        better = torch.full((len(p),), math.inf, dtype=d.dtype).scatter_reduce(0, rows, d, "amin")
+        for r in torch.nonzero(better < best_d[start : start + chunk]).flatten().tolist():
+            pick = (rows == r).nonzero().flatten()
+            j = pick[d[pick].argmin()]
+            best_d[start + r], closest[start + r] = d[j], q[j]
     return closest.numpy(), best_d.numpy()
 
 
