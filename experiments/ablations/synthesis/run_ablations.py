@@ -7,7 +7,9 @@
 3. scores every run and the baselines on the test split (:mod:`occrecon.evaluation.synthesis`) and
    writes ``<out>/results.json`` and ``<out>/results.md``.
 
-    python experiments/ablations/synthesis/run_ablations.py --data data/synth --out runs/synthesis_ablations
+    python experiments/ablations/synthesis/run_ablations.py --data /tmp/synth64 --out runs/synthesis_ablations
+
+(the data set is generated at ``--synth-size`` px on first use: 256 samples, seed 0).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def main() -> None:
     parser.add_argument("--data", default="data/synth")
     parser.add_argument("--out", default="runs/synthesis_ablations")
     parser.add_argument("--parsing-ckpt", default=None)
+    parser.add_argument("--synth-size", type=int, default=64, help="image side when the data set is generated")
     parser.add_argument("--parsing-steps", type=int, default=150)
     parser.add_argument("--variants", default="spade,concat,no_fin,no_edge,no_parsing_loss")
     args = parser.parse_args()
@@ -49,7 +52,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
-    data = [f"data.root={args.data}"]
+    data = [f"data.root={args.data}", f"data.synth_size={args.synth_size}"]  # generated on first use when absent
     parsing_ckpt = args.parsing_ckpt
     if parsing_ckpt is None:
         parsing_ckpt = str(out / "runs" / "parsing" / "checkpoints" / "last.ckpt")
