@@ -93,7 +93,7 @@ def load_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
     except (KeyError, TypeError, ValueError) as err:
         raise DataFormatError(
             path,
-            "the manifest keys of format_version 1 (shards, num_samples, config)",
+            f"the manifest keys of format_version {FORMAT_VERSION} (shards, num_samples, config)",
             got=f"{type(err).__name__}: {err}",
         ) from err
     if covered != total or not in_order:
