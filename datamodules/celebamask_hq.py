@@ -193,6 +193,9 @@ class CelebAMaskHQDataModule(FaceDataModule):
         label_source: ``"parts"`` (official per-part masks) or ``"merged"`` (``CelebAMask-HQ-mask/<id>.png``).
         merged_order: class order of merged maps: ``"A"``, ``"B"`` or ``"C"``.
         glasses: ``"all"``, ``"with"`` or ``"without"`` (Eyeglasses attribute subset).
+        detect_landmarks: attach 68 landmarks detected by the face-api ports (so ``L_land`` works
+            on these unannotated images), cached per image in ``landmark_cache`` (default
+            ``<occrecon cache>/landmarks/celebamask_hq``; :mod:`occrecon.faces.landmark_cache`).
     """
 
     name = "CelebAMask-HQ"
@@ -207,6 +210,8 @@ class CelebAMaskHQDataModule(FaceDataModule):
         label_source: str = "parts",
         merged_order: str = "A",
         glasses: str = "all",
+        detect_landmarks: bool = False,
+        landmark_cache: str | None = None,
         **options: Any,
     ) -> None:
         super().__init__(**options)
@@ -217,6 +222,7 @@ class CelebAMaskHQDataModule(FaceDataModule):
         ):
             raise ValueError(f"label_source/merged_order/glasses: got {label_source!r}/{merged_order!r}/{glasses!r}")
         self.label_source, self.merged_order, self.glasses = label_source, merged_order, glasses
+        self.detect_landmarks, self.landmark_cache = detect_landmarks, landmark_cache
 
     def split_of(self, root: Path) -> dict[int, str]:
         """``id -> split`` through the mapping file (see the module docstring)."""
@@ -264,4 +270,11 @@ class CelebAMaskHQDataModule(FaceDataModule):
         return records
 
     def load(self, record: Record) -> RawSample:
-        return load_celebamask(record)
+        sample = load_celebamask(record)
+        if self.detect_landmarks:
+            from occrecon.faces.landmark_cache import cached_landmarks, default_cache
+
+            cache = self.landmark_cache or default_cache("celebamask_hq")
+            key = f"{record.id}_{sample.image.shape[0]}"
+            sample.landmarks, sample.visibility = cached_landmarks(sample.image, key, cache)
+        return sample
