@@ -199,3 +199,19 @@ def test_coarse_cache_returns_the_computed_maps(root: Path) -> None:
     for name in ("depth", "normal", "mask", "albedo", "mirror", "rendered", "px_per_unit", "gamma"):
         assert torch.equal(getattr(again, name), getattr(fresh, name)), name
         assert torch.equal(getattr(first, name)[:2], getattr(fresh, name)), name
+
+
+def test_pipeline_call_from_coefficients(root: Path) -> None:
+    """``detail_from_coeffs(image, y)`` (the composite pipeline's call) agrees with the training path,
+    whose ground-truth coarse depth and mask come from the data set instead of the render."""
+    batch = first_batch(root, batch_size=2)
+    system = small_system()
+    torch.nn.init.normal_(system.net.head.weight, std=0.1)  # a non-trivial network
+    with torch.no_grad():
+        out, coarse = system(batch)
+        piped, maps = system.detail_from_coeffs(batch["I_in"], batch["coeffs"])
+    assert torch.equal(maps.mask, coarse.mask)
+    assert float(out.phi.std()) > 0.1
+    torch.testing.assert_close(piped.phi, out.phi, atol=0.05, rtol=0)
+    torch.testing.assert_close(piped.depth, out.depth, atol=1e-4, rtol=0)
+    assert piped.confidence.shape == (2, 1, 64, 64) and piped.normals.shape == (2, 3, 64, 64)

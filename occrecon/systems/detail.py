@@ -328,21 +328,36 @@ class DetailSystem(L.LightningModule):
                     raise ConfigError(f"model.coarse=ground_truth needs the synthetic field {field_name!r} in data.fields")
                 maps[key] = _resize_maps({key: batch[field_name].float()}, self.hparams.image_size)[key]
             maps["normal"] = maps["normal"] * maps["mask"]
-        else:
-            image = self.input_image(batch) if image is None else image
-            size = self.coarse_size
-            if image.shape[-1] != size:
-                image = F.interpolate(image, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-            maps = self.coarse_from_coeffs(self.coarse_system(image))
+            return self.finish_maps(maps)
+        image = self.input_image(batch) if image is None else image
+        return self.finish_maps(self.coarse_from_coeffs(self.predict_coeffs(image)))
+
+    @torch.no_grad()
+    def predict_coeffs(self, image: torch.Tensor) -> torch.Tensor:
+        """The frozen reconstruction network's ``y [B, D]`` for ``image [B, 3, H, W]`` (resized to its size)."""
+        if self.coarse_system is None:
+            raise ConfigError("model.coarse=ground_truth has no coarse network: pass the coefficients")
+        size = self.coarse_size
+        if image.shape[-1] != size:
+            image = F.interpolate(image, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        return self.coarse_system(image)
+
+    @staticmethod
+    def finish_maps(maps: dict[str, torch.Tensor]) -> CoarseMaps:
+        """Add the coarse render (albedo shaded with the light on the coarse normals) and type the maps."""
         maps["rendered"] = shade_maps(maps["albedo"], maps["normal"], maps["gamma"]) * maps["mask"]
         return CoarseMaps(**maps)
 
-    @torch.no_grad()
-    def maps_from_coeffs(self, coeffs: torch.Tensor) -> CoarseMaps:
-        """:class:`CoarseMaps` of coefficients ``[B, D]`` predicted elsewhere (the chain's coarse stage)."""
-        maps = self.coarse_from_coeffs(coeffs)
-        maps["rendered"] = shade_maps(maps["albedo"], maps["normal"], maps["gamma"]) * maps["mask"]
-        return CoarseMaps(**maps)
+    def detail_from_coeffs(self, image: torch.Tensor, coeffs: torch.Tensor | None = None) -> tuple[DetailOutput, CoarseMaps]:
+        """The composite pipeline's call: ``image [B, 3, S, S]`` (``I_out`` or ``I_in``, in ``[0, 1]``) and
+        the coarse stage's coefficients ``y [B, D]`` (paper layout, at ``coarse_size`` pixels; None =
+        this stage's own frozen coarse network) -> ``(DetailOutput, CoarseMaps)``."""
+        size = self.hparams.image_size
+        if image.shape[-1] != size:
+            image = F.interpolate(image, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        coeffs = self.predict_coeffs(image) if coeffs is None else coeffs
+        coarse = self.finish_maps(self.coarse_from_coeffs(coeffs.detach()))
+        return self.detail(image, coarse), coarse
 
     # -- the detail network -----------------------------------------------------------------------
     def detail(self, image: torch.Tensor, coarse: CoarseMaps) -> DetailOutput:
