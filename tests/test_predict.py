@@ -35,7 +35,11 @@ def test_writer_files_follow_the_shapes(tmp_path):
         "render": rgb, "heatmaps": heat, "parsing": labels, "coeffs": torch.arange(14.0).view(2, 7),
     }  # fmt: skip
     writer = PredictionWriter(tmp_path)
-    writer.write_on_batch_end(None, module, prediction, [10, 11], {"name": ["a", "b"]}, 0)
+    crop = torch.tensor([[[2.0, 0, 5], [0, 2, 7]]]).expand(2, 2, 3)
+    batch = {"name": ["a", "b"], "image": rgb, "crop_from_photo": crop}
+    writer.write_on_batch_end(None, module, prediction, [10, 11], batch, 0)
+    assert (tmp_path / "a_input.png").is_file()
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npz")["crop_from_photo"], crop[0].numpy())
     verts, tris, colours = read_obj(tmp_path / "b.obj")
     np.testing.assert_allclose(verts, prediction["vertices"][1].numpy(), atol=1e-5)
     np.testing.assert_array_equal(tris, [[0, 1, 2], [0, 2, 3]])
@@ -48,7 +52,7 @@ def test_writer_files_follow_the_shapes(tmp_path):
     expected_heat = (heat[0].amax(0) * 255).round().byte().numpy()  # channel maximum, values already in [0, 1]
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a_heatmaps.png")), expected_heat)
     saved = np.load(tmp_path / "b.npz")
-    assert set(saved) == {"coeffs"}  # albedo went into the OBJ
+    assert set(saved) == {"coeffs", "crop_from_photo"}  # albedo went into the OBJ
     np.testing.assert_array_equal(saved["coeffs"], np.arange(7.0, 14.0))
     # without names: the sample indices of the prediction set
     writer.write_on_batch_end(None, module, labels, [3, 4], {"image": rgb}, 1)

@@ -11,7 +11,9 @@ sample's index in the prediction set. What is written depends only on a value's 
   ``[B, C>3, H, W]``: the channel maximum as a grey PNG (heatmaps);
 - ``[B, H, W]`` integers: label maps, raw (``<name>_<key>.png``, one class index per pixel) and
   coloured (``<name>_<key>_colour.png``);
-- everything else (coefficients ``[B, N]``, landmarks ``[B, N, 2]``, ...): ``<name>.npz``.
+- everything else (coefficients ``[B, N]``, landmarks ``[B, N, 2]``, ...): ``<name>.npz``;
+- for photo-folder batches also the aligned input (``<name>_input.png``) and its
+  ``crop_from_photo`` ``[2, 3]`` matrix (in the npz) to map results back to the photo.
 
 :func:`prediction_setup` is called by :func:`occrecon.training.run_command` for ``predict``: with
 ``predict.images`` the stage's data module is replaced by
@@ -100,6 +102,9 @@ class PredictionWriter(BasePredictionWriter):
                     _png(self.out_dir / f"{name}_{key}_colour.png", colorize_labels(v))
                 elif key != "albedo" or "vertices" not in values:
                     arrays[key] = v.numpy()
+            if isinstance(batch, dict) and "crop_from_photo" in batch:  # photo folder: the input crop and its transform
+                arrays["crop_from_photo"] = batch["crop_from_photo"][i].cpu().numpy()
+                _png(self.out_dir / f"{name}_input.png", image_to_uint8(batch["image"][i].cpu().clamp(0, 1)))
             if arrays:
                 np.savez(self.out_dir / f"{name}.npz", **arrays)
             self.written += 1
