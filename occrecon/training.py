@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 
 from occrecon.callbacks import FiniteLossCallback, RNGStateCallback, RunInfoCallback
 from occrecon.config.load import to_plain
+from occrecon.config.validate import validate_config
 from occrecon.errors import ConfigError
 from occrecon.registry import get_dataset, get_stage
 from occrecon.runs import RunPaths, prepare_run, resume_checkpoint
@@ -216,6 +217,7 @@ def run_command(
     """
     if command not in COMMANDS:
         raise ConfigError(f"unknown command {command!r}; expected one of {', '.join(COMMANDS)}")
+    validate_config(cfg, command)  # before any directory or process exists
     paths = prepare_run(cfg, command, ckpt)
     if ckpt is None and (command != "fit" or cfg.run.resume):
         found = resume_checkpoint(paths)
