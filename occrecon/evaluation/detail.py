@@ -237,25 +237,28 @@ def demo_section(system: Any, datamodule: Any, out_dir: Path, max_faces: int = 8
     """Evaluate on the test split (else val): the metrics table, coarse vs detailed pictures, meshes.
 
     Writes ``out_dir/detail.png`` and ``out_dir/meshes/detail_<k>.obj`` / ``.ply`` (detailed grid
-    meshes coloured with the coarse albedo, decimetres).
+    meshes of the first ``max_faces`` faces, coloured with the coarse albedo, decimetres).
     """
     out_dir = Path(out_dir)
     system.eval()
-    values = evaluate_detail(system, eval_loader(datamodule))
+    methods = ("detail", "coarse", "oracle")
+    metrics = DetailMetrics(methods).to(system.device)
     rows: list[list[np.ndarray]] = []
     written = 0
+    has_truth = False
     for batch in eval_loader(datamodule):
-        if written >= max_faces:
-            break
         batch = move_batch(batch, system.device)
         out, coarse = system(batch)
+        has_truth = all(k in batch for k in ("bump", "depth_detail", "normals"))
+        if has_truth:
+            metrics.update(*detail_errors(system, batch, out, coarse, methods))
+        if written >= max_faces:
+            continue
         image = system.input_image(batch)
         truth = system.target_phi(batch, coarse.mask)
         flat = system.decode(torch.full_like(out.phi, PHI_ZERO), out.confidence, coarse)
         front_c, front_d = front_shading(flat.normals, coarse.mask), front_shading(out.normals, coarse.mask)
-        for i in range(image.shape[0]):
-            if written >= max_faces:
-                break
+        for i in range(min(image.shape[0], max_faces - written)):
             px = float(coarse.px_per_unit[i])
             write_detailed_mesh(out_dir / "meshes" / f"detail_{written:03d}", out.depth[i], coarse.mask[i], px, coarse.albedo[i])
             written += 1
@@ -268,7 +271,10 @@ def demo_section(system: Any, datamodule: Any, out_dir: Path, max_faces: int = 8
                 row += [image_to_uint8(t) for t in (front_c[i], front_d[i], side_c, side_d)]
                 row += [image_to_uint8(out.confidence[i].expand(3, -1, -1))]
                 rows.append(row)
-    titles = ["input"] + (["Phi~ (truth)"] if "bump" in batch else []) + ["Phi (predicted)", "coarse", "detailed",
+    values = {k: float(v) for k, v in metrics.compute().items()} if has_truth else {}
+    values["pixels_visible"] = float(metrics.counts[metrics.keys.index("detail/phi_l1_visible")])
+    values["pixels_occluded"] = float(metrics.counts[metrics.keys.index("detail/phi_l1_occluded")])
+    titles = ["input"] + (["Phi~ (truth)"] if has_truth else []) + ["Phi (predicted)", "coarse", "detailed",
               f"coarse ({SIDE_YAW_DEG:.0f}° yaw)", f"detailed ({SIDE_YAW_DEG:.0f}° yaw)", "confidence"]  # fmt: skip
     figure = save_titled_grid(out_dir / "detail.png", rows, titles, scale=2)
     hp = system.hparams
@@ -282,5 +288,6 @@ def demo_section(system: Any, datamodule: Any, out_dir: Path, max_faces: int = 8
         f"Meshes (OBJ + PLY with vertex colours) in `meshes/`."
     )
     summary = {k: values[k] for k in ("normal_deg_visible", "coarse/normal_deg_visible") if k in values}
-    return ReportSection("Detail (bump maps)", text, summary, [metrics_table(values)], [("coarse vs detailed shading", figure.name)])
+    tables = [metrics_table(values)] if has_truth else []
+    return ReportSection("Detail (bump maps)", text, summary, tables, [("coarse vs detailed shading", figure.name)])
 
