@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -69,8 +70,8 @@ def test_face_crop_sphere_by_hand() -> None:
     assert face_crop(verts, lm).tolist() == [True, False, True, False]
 
 
-def test_similarity_copy_of_the_scan_scores_zero() -> None:
-    # a plane-ish cap as the scan; the prediction is the same surface scaled, rotated and moved
+def cap_mesh() -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """A curved cap (x, y in mm, z = -0.05 r^2), its triangles and 7 landmark vertices."""
     xs, ys = np.meshgrid(np.linspace(-6, 6, 25), np.linspace(-8, 6, 29))
     scan = np.stack([xs.ravel(), ys.ravel(), -0.05 * (xs.ravel() ** 2 + ys.ravel() ** 2)], 1)
     grid = np.arange(25 * 29).reshape(29, 25)
@@ -78,14 +79,25 @@ def test_similarity_copy_of_the_scan_scores_zero() -> None:
         [np.stack([grid[:-1, :-1].ravel(), grid[:-1, 1:].ravel(), grid[1:, 1:].ravel()], 1),
          np.stack([grid[:-1, :-1].ravel(), grid[1:, 1:].ravel(), grid[1:, :-1].ravel()], 1)]
     )  # fmt: skip
-    seven = [300, 306, 312, 318, 162, 60, 70]
+    return scan, faces, [300, 306, 312, 318, 162, 60, 70]
+
+
+def moved(points: np.ndarray) -> np.ndarray:
+    """``points`` scaled by 0.01, rotated 0.4 rad about z and moved (a similarity)."""
     angle = 0.4
     rot = np.array([[math.cos(angle), -math.sin(angle), 0], [math.sin(angle), math.cos(angle), 0], [0, 0, 1]])
-    pred = 0.01 * scan @ rot.T + np.array([3.0, -1.0, 2.0])
+    return 0.01 * points @ rot.T + np.array([3.0, -1.0, 2.0])
+
+
+def test_similarity_copy_of_the_scan_scores_zero() -> None:
+    # the prediction is the scan's surface scaled, rotated and moved: zero error after alignment
+    scan, faces, seven = cap_mesh()
+    xs, ys = scan[:, 0], scan[:, 1]
+    pred = moved(scan)
     result = now_errors(scan, scan[seven], pred, faces, pred[seven])
     assert result.stats["mean"] < 1e-6 and result.scale == pytest.approx(100.0)
     bumped = pred.copy()
-    bumped[:, 2] += 0.01 * 0.5 * np.exp(-(xs.ravel() ** 2 + ys.ravel() ** 2) / 4.0)  # a 0.5-unit bump
+    bumped[:, 2] += 0.01 * 0.5 * np.exp(-(xs**2 + ys**2) / 4.0)  # a 0.5-unit bump
     assert 0.01 < now_errors(scan, scan[seven], bumped, faces, bumped[seven]).stats["mean"] < 0.5
 
 
@@ -105,3 +117,25 @@ def test_readers(tmp_path: Path) -> None:
     np.save(tmp_path / "bad.npy", np.zeros((68, 3)))
     with pytest.raises(DataFormatError, match=r"\[7, 3\]"):
         read_landmarks(tmp_path / "bad.npy")
+
+
+def test_cli_reads_the_now_layout(tmp_path: Path) -> None:
+    from occrecon.cli import main
+    from occrecon.mesh_io import write_obj
+
+    scan, faces, seven = cap_mesh()
+    root, pred = tmp_path / "NoW", tmp_path / "pred"
+    (root / "scans" / "S1").mkdir(parents=True)
+    (root / "scans_lmks_onlypp" / "S1").mkdir(parents=True)
+    write_obj(root / "scans" / "S1" / "scan.obj", scan, faces)
+    points = "".join(f'<point x="{x}" y="{y}" z="{z}" name="{i}"/>' for i, (x, y, z) in enumerate(scan[seven]))
+    (root / "scans_lmks_onlypp" / "S1" / "scan.pp").write_text(f"<PickedPoints>{points}</PickedPoints>")
+    lines = ["S1/selfie/IMG_1.jpg", "S1/multiview_neutral/IMG_2.jpg"]  # the second has no prediction
+    (root / "imagepathsvalidation.txt").write_text("\n".join(f"FaMoS/{line}" for line in lines) + "\n")
+    (pred / "S1" / "selfie").mkdir(parents=True)
+    write_obj(pred / "S1" / "selfie" / "IMG_1.obj", moved(scan), faces, precision=9)
+    np.savetxt(pred / "S1" / "selfie" / "IMG_1.txt", moved(scan)[seven])
+    out = tmp_path / "now.json"
+    assert main(["eval", "now", "--data", str(root), "--predictions", str(pred), "--json", str(out)]) == 0
+    row = json.loads(out.read_text())["predictions"]
+    assert row["images"] == 1 and row["missing"] == 1 and row["mean"] < 1e-4
