@@ -21,10 +21,10 @@ import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from occrecon.callbacks import FiniteLossCallback, RNGStateCallback, RunInfoCallback
-from occrecon.config.load import to_plain
+from occrecon.config.load import save_config, to_plain
 from occrecon.config.validate import validate_config
 from occrecon.errors import ConfigError
 from occrecon.registry import get_dataset, get_stage
@@ -228,6 +228,8 @@ def run_command(
         raise ConfigError(f"{ckpt}: checkpoint file not found")
     L.seed_everything(cfg.seed, workers=True)
     system, datamodule = instantiate(cfg)
+    if command == "fit":
+        record_effective_model(cfg, system, paths)
     if command == "predict":  # photo folder / test split as prediction data, predictions written under the run
         from occrecon.callbacks.predictions import prediction_setup
 
@@ -238,6 +240,22 @@ def run_command(
     log.info("%s run %s in %s%s", command, paths.run_id, paths.dir, f" from {ckpt}" if ckpt else "")
     method(system, datamodule=datamodule, ckpt_path=None if ckpt is None else str(ckpt))
     return trainer, paths
+
+
+def record_effective_model(cfg: DictConfig, system: L.LightningModule, paths: RunPaths) -> list[str]:
+    """Put the ``model`` values a system changed while building (e.g. ``loss.weights.feat`` -> 0 when
+    no identity weights exist) into ``cfg`` and the run's ``config.yaml``, so the config, the
+    checkpoint's hparams and the logger's (W&B) config all record what is in effect. Returns the keys."""
+    hparams = getattr(system, "hparams", {})
+    changed = []
+    for key in list(cfg.model.keys()):
+        if key in hparams and to_plain(hparams[key]) != to_plain(cfg.model[key]):
+            log.warning("model.%s in effect differs from the config: %s (recorded in %s)", key, hparams[key], paths.config)
+            OmegaConf.update(cfg, f"model.{key}", to_plain(hparams[key]), merge=True)
+            changed.append(f"model.{key}")
+    if changed and rank_zero_only.rank == 0:
+        save_config(cfg, paths.config)
+    return changed
 
 
 def build_optimization(

@@ -65,3 +65,25 @@ def test_good_config_still_trains(tmp_path: Path, capsys: pytest.CaptureFixture[
             "trainer.devices=1", "trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
             "model.loss.weights.l1=0", "trainer.enable_progress_bar=false"]  # fmt: skip
     assert main(args) == 0
+
+
+def test_unavailable_identity_records_the_weight_in_effect_or_fails_when_required(tmp_path: Path) -> None:
+    from occrecon.config.load import load_config, read_yaml
+    from occrecon.errors import ConfigError
+    from occrecon.runs import prepare_run
+    from occrecon.training import instantiate, record_effective_model
+
+    missing = tmp_path / "no-such-weights.pt"
+    overrides = [f"run.root={tmp_path / 'runs'}", "run.id=r", "model.depth=18", "model.identity=dlib",
+                 f"model.identity_weights={missing}", "model.loss.weights.feat=0.2", "model.renderer=torch",
+                 f"data.root={tmp_path / 'synth'}"]  # fmt: skip
+    files = [REPO / "experiments/reconstruction/synthetic.yaml", REPO / "experiments/debug/tiny.yaml"]
+    cfg = load_config(files, overrides)
+    paths = prepare_run(cfg)
+    assert read_yaml(paths.config).model.loss.weights.feat == 0.2
+    system, _ = instantiate(cfg)
+    assert system.weights["feat"] == 0.0 and system.hparams["loss"]["weights"]["feat"] == 0.0  # hparams -> W&B
+    assert record_effective_model(cfg, system, paths) == ["model.loss"]
+    assert read_yaml(paths.config).model.loss.weights.feat == 0.0 and cfg.model.loss.weights.feat == 0.0
+    with pytest.raises(ConfigError, match="require_identity=true but L_feat is unavailable"):
+        instantiate(load_config(files, [*overrides, "model.loss.require_identity=true"]))

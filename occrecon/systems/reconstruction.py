@@ -109,6 +109,7 @@ class ReconstructionLossConfig:
     weights: ReconstructionLossWeights = field(default_factory=ReconstructionLossWeights)
     regu: RegularizationWeights = field(default_factory=RegularizationWeights)
     landmark_boost: float = 20.0
+    require_identity: bool = False  # true: fail at start when L_feat's identity weights are unavailable
 
 
 @dataclass
@@ -222,9 +223,16 @@ class ReconstructionSystem(L.LightningModule):
         if self.weights["feat"] > 0:
             network, reason = build_identity_network(identity, identity_weights)
             if network is None:
-                # never silently zero: say so once here and keep the reason for the logs
+                if loss["require_identity"]:
+                    raise ConfigError(
+                        f"model.loss.require_identity=true but L_feat is unavailable ({reason}); run "
+                        "`occrecon assets fetch face-recognition` or set model.loss.weights.feat=0"
+                    )
+                # never silently zero: say so once here, keep the reason for the logs, and record
+                # the weight in effect (hparams, W&B config, the run's config.yaml)
                 log.info("model.loss.weights.feat set to 0 (L_feat unavailable): %s", reason)
                 self.weights["feat"], self.feat_disabled = 0.0, reason
+                self.hparams["loss"] = loss
             else:
                 self.feat_loss = IdentityFeatureLoss(network)
         self.val_metrics = ReconstructionMetrics(METRICS)
