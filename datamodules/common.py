@@ -15,9 +15,12 @@ has them, so one data set's batches always collate):
 
 Skip policy: a bad file raises :class:`DataFormatError` naming the file (and the line for text
 files). With ``skip_bad=True`` bad samples found while indexing are dropped, counted and summarised
-in one logged warning per split; a sample that fails to decode later is returned as ``None``,
-logged and counted, and :func:`collate_skip_none` leaves it out of the batch (a batch where every
-sample failed is ``None``; Lightning skips a step that returns ``None``).
+in one logged warning per split (:func:`raise_or_report` is that choice). A sample that fails to
+decode later is logged and counted; in the **training** split it is replaced by the next loadable
+sample, so training batches always have ``batch_size`` samples (never a batch of one, which
+BatchNorm rejects); in evaluation splits it is returned as ``None`` and :func:`collate_skip_none`
+leaves it out of the batch. Training loaders also drop the incomplete last batch
+(``drop_last=True``) whenever the split holds at least one full batch.
 """
 
 from __future__ import annotations
@@ -65,6 +68,13 @@ def error_kind(err: BaseException) -> str:
     if isinstance(err, FileNotFoundError):
         return "missing"
     return getattr(err, "kind", "corrupt")
+
+
+def raise_or_report(err: BaseException, on_error: Callable[[BaseException], None] | None) -> None:
+    """Raise ``err``, or hand it to ``on_error`` when given (``skip_bad`` indexing, ``occrecon data check``)."""
+    if on_error is None:
+        raise err
+    on_error(err)
 
 
 def require_file(path: Path, what: str) -> Path:
@@ -245,8 +255,10 @@ class FaceDataset(Dataset):
         image_size: output side ``S``.
         augment: a :class:`datamodules.transforms.FaceAugment` or ``None``.
         heatmap_size, sigma: edge-line heatmap size and width (heatmap pixels).
-        skip_bad: return ``None`` (logged, counted in ``skipped``) for samples that fail to load.
+        skip_bad: samples that fail to load are logged and counted in ``skipped``, then replaced by
+            the next loadable sample (``substitute``, training) or returned as ``None``.
         seed: base seed of the per-worker augmentation generator.
+        substitute: see ``skip_bad`` (set for the training split: full batches only).
     """
 
     def __init__(
@@ -260,8 +272,10 @@ class FaceDataset(Dataset):
         skip_bad: bool = False,
         seed: int = 0,
         split: str = "",
+        substitute: bool = False,
     ) -> None:
         self.records, self.load, self.image_size = list(records), load, image_size
+        self.substitute = substitute
         self.augment, self.heatmap_size, self.sigma = augment, heatmap_size, sigma
         self.skip_bad, self.seed, self.skipped = skip_bad, seed, SkipLog(split)
         self.rank = 0  # distributed rank, set by the data module: ranks get distinct augmentation streams
@@ -276,13 +290,20 @@ class FaceDataset(Dataset):
         return self.rng
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
-        record = self.records[index]
-        try:
-            raw = self.load(record)
-        except (DataFormatError, FileNotFoundError) as err:
-            if not self.skip_bad:
-                raise
-            self.skipped.add(err)
+        tries = len(self.records) if (self.skip_bad and self.substitute) else 1
+        for step in range(tries):
+            record = self.records[(index + step) % len(self.records)]
+            try:
+                raw = self.load(record)
+                break
+            except (DataFormatError, FileNotFoundError) as err:
+                if not self.skip_bad:
+                    raise
+                self.skipped.add(err)
+        else:
+            if self.substitute:
+                raise DataFormatError(self.records[index].image, "at least one loadable sample in the split",
+                                      got=f"all {len(self.records)} failed (skip_bad=True)")  # fmt: skip
             return None
         image, labels, points = crop_to_box(raw.image, raw.box, self.image_size, raw.label_map, raw.landmarks)
         visibility = raw.visibility
@@ -296,20 +317,24 @@ class FaceDataset(Dataset):
 def build_loader(
     dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int, pin_memory: bool = False, collate_fn: Any = None
 ) -> DataLoader:
-    """The loader every data module returns.
+    """The loader every data module returns (``shuffle=True``: the training loader).
+
+    Training loaders drop the incomplete last batch when the split has at least one full batch
+    (a last batch of one sample would break BatchNorm).
 
     Training loaders (``shuffle=True``) are :class:`occrecon.callbacks.ResumableDataLoader`: the
     shuffle order and the worker seeds come from the global RNG (seeded by ``seed_everything``),
     which that loader saves and restores, so a run resumed at an epoch boundary or mid-epoch sees
-    the same batches as an uninterrupted one. (With ``num_workers=0`` the main-process
-    augmentation stream is not part of that state: use workers for exact mid-epoch resume.)
+    the same batches as an uninterrupted one (with ``num_workers=0`` the main-process augmentation
+    generator is part of that saved state, see :mod:`occrecon.callbacks.resume`).
     """
     from occrecon.callbacks import ResumableDataLoader
 
     loader_cls = ResumableDataLoader if shuffle else DataLoader
+    drop_last = shuffle and len(dataset) >= batch_size  # type: ignore[arg-type]
     return loader_cls(
         dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, collate_fn=collate_fn,
-        worker_init_fn=seed_worker, pin_memory=pin_memory,
+        worker_init_fn=seed_worker, pin_memory=pin_memory, drop_last=drop_last,
     )  # fmt: skip
 
 
@@ -321,15 +346,13 @@ def seed_worker(worker_id: int) -> None:
     ``seed_everything``; the data module's ``seed`` and the distributed rank are mixed in, so no
     two workers share an augmentation stream.
     """
+    from occrecon.callbacks import dataset_generators
+
     info = get_worker_info()
     if info is None:
         return
-    dataset = info.dataset
-    while not hasattr(dataset, "seed") and hasattr(dataset, "dataset"):  # Subset / wrappers
-        dataset = dataset.dataset
-    for target in getattr(dataset, "datasets", [dataset]):
-        if hasattr(target, "seed"):
-            target.rng = numpy_generator(target.seed, info.seed, getattr(target, "rank", 0))
+    for target in dataset_generators(info.dataset):  # through Subset / ConcatDataset wrappers
+        target.rng = numpy_generator(target.seed, info.seed, getattr(target, "rank", 0))
 
 
 def collate_skip_none(batch: list[Any]) -> Any:
@@ -428,8 +451,9 @@ class FaceDataModule(L.LightningDataModule):
             FaceAugment(label_flip=self.label_flip, **self.aug_options) if (train and self.augment_train) else None
         )
         return FaceDataset(
-            records, self.load, self.image_size, augment, self.heatmap_size, self.sigma, self.skip_bad, self.seed, split
-        )
+            records, self.load, self.image_size, augment, self.heatmap_size, self.sigma, self.skip_bad, self.seed, split,
+            substitute=train,
+        )  # fmt: skip
 
     def setup(self, stage: str | None = None) -> None:
         keys = ("fit", "validate", "test") if stage is None else STAGE_DATASETS[stage]
