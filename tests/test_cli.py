@@ -87,6 +87,7 @@ def test_config_errors_exit_2_with_message(tmp_path: Path, capsys: pytest.Captur
     assert "missing.yaml: config file not found" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_fit_then_validate_end_to_end(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     config = tmp_path / "toy.yaml"
     config.write_text(f"stage: '{TOY}'\nseed: 11\n")

@@ -14,6 +14,7 @@ from tests.toy_stage import TOY, ToySystem
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 @pytest.mark.ddp
 def test_two_process_ddp_fit_on_cpu(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     config = tmp_path / "toy.yaml"

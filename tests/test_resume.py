@@ -71,6 +71,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.T
     return state["state_dict"]
 
 
+@pytest.mark.slow
 def test_resume_after_epoch_is_exact(uninterrupted: dict[str, torch.Tensor], run_root: Path) -> None:
     first = fit(run_root, "split", "trainer.max_epochs=1")
     after_one = weights(first)
@@ -79,6 +80,7 @@ def test_resume_after_epoch_is_exact(uninterrupted: dict[str, torch.Tensor], run
     assert_equal_params(weights(resumed), uninterrupted)
 
 
+@pytest.mark.slow
 def test_resume_mid_epoch_after_crash_is_exact(uninterrupted: dict[str, torch.Tensor], run_root: Path) -> None:
     # Killed before step 11 (epoch 1, batch 3): the newest checkpoint is the step-9 one.
     with pytest.raises(Killed):
@@ -89,6 +91,7 @@ def test_resume_mid_epoch_after_crash_is_exact(uninterrupted: dict[str, torch.Te
     assert_equal_params(weights(resumed), uninterrupted)
 
 
+@pytest.mark.slow
 def test_step_based_run_stopped_mid_epoch_resumes_exactly(
     uninterrupted: dict[str, torch.Tensor], run_root: Path
 ) -> None:
@@ -99,6 +102,7 @@ def test_step_based_run_stopped_mid_epoch_resumes_exactly(
     assert_equal_params(weights(resumed), uninterrupted)
 
 
+@pytest.mark.slow
 def test_rng_state_is_what_makes_resume_exact(uninterrupted: dict[str, torch.Tensor], run_root: Path) -> None:
     """Control: the same resume without the saved RNG states does not reproduce the run."""
     ckpt = fit(run_root, "norng", "trainer.max_epochs=1")
@@ -112,6 +116,7 @@ def test_rng_state_is_what_makes_resume_exact(uninterrupted: dict[str, torch.Ten
     assert any(not torch.equal(weights(resumed)[k], uninterrupted[k]) for k in uninterrupted)
 
 
+@pytest.mark.slow
 def test_existing_run_dir_is_refused(run_root: Path) -> None:
     fit(run_root, "dup", "trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1")
     with pytest.raises(RunExistsError, match="--resume.*--overwrite"):
@@ -121,6 +126,7 @@ def test_existing_run_dir_is_refused(run_root: Path) -> None:
     assert torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"] == 2
 
 
+@pytest.mark.slow
 def test_resume_refuses_shape_change_and_names_it(run_root: Path) -> None:
     fit(run_root, "shape", "trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1")
     with pytest.raises(ConfigError, match=r"model\.width: 8 -> 16"):
@@ -129,6 +135,7 @@ def test_resume_refuses_shape_change_and_names_it(run_root: Path) -> None:
         fit(run_root, "shape", "trainer.max_epochs=2", "data.image_size=16", "run.resume=true")
 
 
+@pytest.mark.slow
 def test_plain_dataloader_would_not_resume_mid_epoch_exactly(
     uninterrupted: dict[str, torch.Tensor], run_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
