@@ -82,3 +82,33 @@ def test_missing_networks_say_what_to_run(tmp_path, monkeypatch, capsys):
     text = capsys.readouterr().out
     assert "occrecon assets fetch face-api" in text
     assert torch.get_num_threads() >= 1
+
+
+def test_checkpoint_prediction_starts_the_fit(photos, tmp_path, capsys):
+    """--ckpt of a coarse-stage run: its prediction is the start; --fit-steps 0 keeps it (network only)."""
+    import lightning as L
+
+    from occrecon.systems.reconstruction import ReconstructionSystem
+
+    torch.manual_seed(0)
+    system = ReconstructionSystem(depth=18, width=8, image_size=64, identity="none")
+    ckpt = tmp_path / "coarse.ckpt"
+    torch.save({"state_dict": system.state_dict(), "hyper_parameters": dict(system.hparams),
+                "pytorch-lightning_version": L.__version__}, ckpt)  # fmt: skip
+    out = tmp_path / "out"
+    assert _run([str(photos / "astronaut.png"), "--out", str(out), "--ckpt", str(ckpt), "--fit-steps", "0", "--quiet"]) == 0
+    saved = np.load(out / "astronaut" / "face0.npz")
+    from occrecon.faces.align import align_face
+    from occrecon.faces.samples import astronaut
+
+    photo = astronaut()
+    crop = align_face(photo, saved["landmarks68"], "deep3d", 64).image
+    with torch.no_grad():
+        expected = system.eval()(crop)[0].numpy()  # the network on the same aligned crop
+    np.testing.assert_allclose(saved["initial"], expected, atol=1e-4)
+    np.testing.assert_array_equal(saved["coeffs"], saved["initial"])
+    assert _run([str(photos / "astronaut.png"), "--out", str(out), "--ckpt", str(ckpt), "--fit-steps", "5",
+                 "--landmark-steps", "20", "--quiet"]) == 0  # fmt: skip
+    refined = np.load(out / "astronaut" / "face0.npz")
+    np.testing.assert_allclose(refined["initial"], expected, atol=1e-4)
+    assert np.abs(refined["coeffs"] - refined["initial"]).max() > 1e-3
