@@ -30,7 +30,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import cv2
 import lightning as L
@@ -246,6 +246,31 @@ class SkipLog:
             log.warning("%s: skipped %d bad sample(s), kept %d (skip_bad=True)", self.split, len(self.items), kept)
 
 
+T = TypeVar("T")
+
+
+def load_or_skip(
+    load: Callable[[int], T], index: int, count: int, skip_bad: bool, substitute: bool, skipped: SkipLog
+) -> T | None:
+    """``load(index)``, applying the skip policy (module docstring) to DataFormatError / FileNotFoundError.
+
+    ``skip_bad=False``: the error propagates. Else it is counted in ``skipped`` and the result is
+    ``None`` or, with ``substitute``, ``load`` of the next index that works (wrapping around;
+    a split where every sample fails raises DataFormatError).
+    """
+    for step in range(count if (skip_bad and substitute) else 1):
+        try:
+            return load((index + step) % count)
+        except (DataFormatError, FileNotFoundError) as err:
+            if not skip_bad:
+                raise
+            skipped.add(err)
+    if substitute:
+        raise DataFormatError(f"<split {skipped.split!r}>", "at least one loadable sample",
+                              got=f"all {count} failed (skip_bad=True)")  # fmt: skip
+    return None
+
+
 class FaceDataset(Dataset):
     """Map-style dataset over :class:`Record` s: load -> crop to box -> augment -> sample dict.
 
@@ -290,21 +315,11 @@ class FaceDataset(Dataset):
         return self.rng
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
-        tries = len(self.records) if (self.skip_bad and self.substitute) else 1
-        for step in range(tries):
-            record = self.records[(index + step) % len(self.records)]
-            try:
-                raw = self.load(record)
-                break
-            except (DataFormatError, FileNotFoundError) as err:
-                if not self.skip_bad:
-                    raise
-                self.skipped.add(err)
-        else:
-            if self.substitute:
-                raise DataFormatError(self.records[index].image, "at least one loadable sample in the split",
-                                      got=f"all {len(self.records)} failed (skip_bad=True)")  # fmt: skip
+        loaded = load_or_skip(lambda i: (self.records[i], self.load(self.records[i])), index, len(self.records),
+                              self.skip_bad, self.substitute, self.skipped)  # fmt: skip
+        if loaded is None:
             return None
+        record, raw = loaded
         image, labels, points = crop_to_box(raw.image, raw.box, self.image_size, raw.label_map, raw.landmarks)
         visibility = raw.visibility
         if self.augment is not None:

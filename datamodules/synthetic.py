@@ -43,11 +43,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.common import build_loader, edge_lines_for
+from datamodules.common import SkipLog, build_loader, collate_skip_none, edge_lines_for, load_or_skip
 from datamodules.transforms import FaceAugment
 from occrecon.errors import ConfigError
 from occrecon.labels import CELEBAMASK_FLIP
-from occrecon.synth.reader import ALL_FIELDS, SPLITS, SyntheticDataset, identity_splits
+from occrecon.synth.reader import ALL_FIELDS, SPLITS, SyntheticDataset, identity_splits, manifest_status
 from occrecon.utils.seeding import numpy_generator
 
 DEFAULT_FIELDS: tuple[str, ...] = (
@@ -99,8 +99,12 @@ class SyntheticFaces(Dataset):
         seed: int,
         colour: float = 0.0,
         image_size: int | None = None,
+        skip_bad: bool = False,
+        split: str = "",
     ) -> None:
         self.fields = tuple(fields)
+        # skip policy of datamodules.common: training samples are replaced, evaluation ones dropped
+        self.skip_bad, self.substitute, self.skipped = skip_bad, split == "train", SkipLog(split)
         stored = set(self.fields)
         if augment is not None and "edge_lines" in stored:  # redrawn from the augmented landmarks
             stored = (stored - {"edge_lines"}) | {"landmarks"}
@@ -151,8 +155,11 @@ class SyntheticFaces(Dataset):
                 raw["landmark_visible"] = moved[1]
         return raw
 
-    def __getitem__(self, item: int) -> dict[str, Any]:
-        raw = self.data[self.indices[item]]
+    def __getitem__(self, item: int) -> dict[str, Any] | None:
+        raw = load_or_skip(lambda i: self.data[self.indices[i]], item, len(self.indices), self.skip_bad,
+                           self.substitute, self.skipped)  # fmt: skip
+        if raw is None:
+            return None
         if self.size != self.data.size:
             raw = self._resize(raw)
         if self.augment is not None:
@@ -228,7 +235,11 @@ class SyntheticDataModule(L.LightningDataModule):
             ``scale_jitter``, ``translate``, ``colour_jitter``: its strengths.
         val_fraction, test_fraction: share of identities in val / test.
         heatmap_size, sigma: edge-line heatmaps redrawn after augmentation.
-        generate: generate the data set when ``root`` has none (else raise).
+        generate: generate the data set when ``root`` is absent or empty, or finish an interrupted
+            generation there (else raise). A non-empty folder that is not a data set of ours (no
+            manifest, an empty or non-JSON one) raises DataFormatError: nothing is written into it.
+        skip_bad: skip and count samples that fail to load (NaN values, corrupt shards), as the
+            real data sets do (``datamodules.common``).
         synth_n, synth_size, synth_seed, synth_workers, synth_options: generator settings
             (``synth_options``: further ``occrecon.synth.config.SynthConfig`` keys).
     """
@@ -258,8 +269,10 @@ class SyntheticDataModule(L.LightningDataModule):
         synth_options: dict[str, Any] | None = None,
         seed: int = 0,
         pin_memory: bool = False,
+        skip_bad: bool = False,
     ) -> None:
         super().__init__()
+        self.skip_bad = skip_bad
         self.root = Path(root) if root else default_root()
         self.image_size = image_size  # serve at this side (None: the stored size)
         self.fields = tuple(DEFAULT_FIELDS if fields is None else fields)
@@ -292,16 +305,17 @@ class SyntheticDataModule(L.LightningDataModule):
         (its manifest records the config it was made with).
         """
         from occrecon.synth.config import SynthConfig
-        from occrecon.synth.dataset_writer import MANIFEST, generate_dataset
+        from occrecon.synth.dataset_writer import generate_dataset
 
-        manifest = self.root / MANIFEST
-        if manifest.is_file() and '"complete": true' in manifest.read_text(encoding="utf-8"):
+        status = manifest_status(self.root)  # raises for a folder that is not ours: never written into
+        if status == "complete":
             return
         if not self.generate:
             return  # setup() raises the reader's error naming what is missing
         config = SynthConfig.from_dict(self.synth)
+        verb = "finishing the interrupted generation" if status == "interrupted" else "not found"
         print(
-            f"synthetic data set not found in {self.root}: generating {config.n} samples at {config.size} px (seed {config.seed}) ..."
+            f"synthetic data set {verb} in {self.root}: generating {config.n} samples at {config.size} px (seed {config.seed}) ..."
         )
         generate_dataset(config, self.root, workers=self.synth_workers)
 
@@ -331,12 +345,16 @@ class SyntheticDataModule(L.LightningDataModule):
                 self.seed,
                 colour,
                 self.image_size,
+                self.skip_bad,
+                split,
             )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if split not in self.datasets:
             self.setup()
-        return build_loader(self.datasets[split], self.batch_size, shuffle, self.num_workers, self.pin_memory)
+        return build_loader(
+            self.datasets[split], self.batch_size, shuffle, self.num_workers, self.pin_memory, collate_skip_none
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -5,7 +5,8 @@ every record is decoded with its ``load`` (images, masks, label ranges), so the 
 what training would trip over. Problems are counted per category: ``missing`` (absent file),
 ``corrupt`` (unreadable / truncated image or file), ``labels`` (label values out of range, mask
 size mismatch), ``points`` (landmark files with a wrong point count or syntax), ``format`` (other
-annotation syntax: split lists, pairs, attribute files).
+annotation syntax: split lists, pairs, attribute files). The synthetic set is checked by
+:func:`check_synthetic` (manifest, shard hashes, every sample, NaN/inf values).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ DATASETS: dict[str, tuple[str, str, tuple[str, ...], dict[str, Any]]] = {
     ),
     "aflw": ("datamodules.aflw", "AFLWDataModule", ("train", "test", "frontal"), {}),
     "lfw": ("datamodules.lfw", "LFWDataModule", ("pairs",), {}),
+    "synthetic": ("datamodules.synthetic", "SyntheticDataModule", ("manifest", "train", "val", "test"), {}),
 }
 """``name -> (module, class, splits checked, extra constructor kwargs)``."""
 
@@ -90,12 +92,41 @@ def check_split(datamodule: Any, split: str, progress: Callable[[int], None] | N
     return report
 
 
+def check_synthetic(root: str | None) -> list[SplitReport]:
+    """Check a synthetic data set: manifest and every shard's SHA-256 (a ``manifest`` row), then
+    every sample of every field, per identity split (NaN/inf values name the sample)."""
+    from datamodules.synthetic import default_root
+    from occrecon.synth.reader import SPLITS, SyntheticDataset, identity_splits
+
+    manifest = SplitReport("manifest")
+    try:
+        data = SyntheticDataset(default_root() if root is None else root, verify=True)
+    except DataFormatError as err:
+        manifest.add(err)
+        return [manifest]
+    manifest.samples = manifest.ok = 1
+    identities = data.identities.tolist()
+    assignment = identity_splits(identities)
+    reports = {split: SplitReport(split) for split in SPLITS}
+    for index, identity in enumerate(identities):
+        report = reports[assignment[identity]]
+        report.samples += 1
+        try:
+            data[index]
+            report.ok += 1
+        except (DataFormatError, FileNotFoundError) as err:
+            report.add(err)
+    return [manifest, *reports.values()]
+
+
 def check_dataset(dataset: str, root: str | None) -> list[SplitReport]:
     """Check every split of ``dataset`` under ``root`` (the root itself must exist).
 
     For CelebAMask-HQ, pre-merged maps (``CelebAMask-HQ-mask/``, order "A") are checked too when
     present, as extra rows ``<split> (merged)``.
     """
+    if dataset == "synthetic":
+        return check_synthetic(root)
     datamodule = make_datamodule(dataset, root)
     variants = [("", datamodule)]
     if dataset == "celebamask_hq" and (datamodule.root / "CelebAMask-HQ-mask").is_dir():

@@ -64,3 +64,118 @@ def test_nan_loss_stops_naming_step_and_batch(run_root: Path, monkeypatch: pytes
     monkeypatch.setattr(ExactSystem, "_loss", poisoned)
     with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 3 \(epoch 0, batch 3 \(samples train-\d+,"):
         fit(run_root, "data.num_samples=32", "run.monitor=val/loss")
+
+
+# --------------------------------------------------------------------------- synthetic data set
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from occrecon.synth.config import SynthConfig
+    from occrecon.synth.dataset_writer import generate_dataset
+
+    config = SynthConfig(n=12, size=32, seed=3, shard_size=12, images_per_identity=1)
+    return generate_dataset(config, tmp_path_factory.mktemp("synth") / "ds", workers=1, progress=False)
+
+
+def copy_set(synth: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(synth, tmp_path / "ds"))
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(("content", "message"), [(b"", "an empty file"), (b"{not json", "JSONDecodeError")])
+def test_broken_manifest_is_named_and_nothing_is_written(
+    synth: Path, tmp_path: Path, content: bytes, message: str
+) -> None:
+    from datamodules.synthetic import SyntheticDataModule
+    from occrecon.errors import DataFormatError
+
+    root = copy_set(synth, tmp_path)
+    (root / "manifest.json").write_bytes(content)
+    before = snapshot(root)
+    with pytest.raises(DataFormatError, match=rf"manifest\.json: expected a JSON manifest.*{message}.*not regenerating"):
+        SyntheticDataModule(root=str(root), synth_n=12, synth_size=32).prepare_data()
+    assert snapshot(root) == before
+
+
+def test_foreign_non_empty_folder_is_never_generated_into(tmp_path: Path) -> None:
+    from datamodules.synthetic import SyntheticDataModule
+    from occrecon.errors import DataFormatError
+
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "me.jpg").write_bytes(b"x")
+    with pytest.raises(DataFormatError, match="non-empty folder without manifest.json"):
+        SyntheticDataModule(root=str(tmp_path / "photos"), synth_n=12, synth_size=32).prepare_data()
+    assert [p.name for p in (tmp_path / "photos").iterdir()] == ["me.jpg"]
+
+
+def poison_coeffs(root: Path, sample: int) -> None:
+    """Write NaN into one row of coeffs.npy of the (single) shard, keeping the manifest consistent."""
+    import io
+    import json
+    import zipfile
+
+    import numpy as np
+
+    from occrecon.synth.dataset_writer import sha256_file
+
+    manifest = json.loads((root / "manifest.json").read_text())
+    entry = manifest["shards"][0]
+    shard = root / entry["file"]
+    with zipfile.ZipFile(shard) as zf:
+        members = {info.filename: zf.read(info) for info in zf.infolist()}
+    coeffs = np.load(io.BytesIO(members["coeffs.npy"]))
+    coeffs[sample, 5] = np.nan
+    buffer = io.BytesIO()
+    np.save(buffer, coeffs)
+    members["coeffs.npy"] = buffer.getvalue()
+    with zipfile.ZipFile(shard, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    entry["bytes"], entry["sha256"] = shard.stat().st_size, sha256_file(shard)
+    (root / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_nan_in_coeffs_names_the_sample_and_data_check_reports_it(
+    synth: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from occrecon.cli import main
+    from occrecon.errors import DataFormatError
+    from occrecon.synth.reader import SyntheticDataset
+
+    root = copy_set(synth, tmp_path)
+    poison_coeffs(root, 4)
+    with pytest.raises(DataFormatError, match=r"finite values in coeffs\.npy, got NaN/inf in sample 4"):
+        SyntheticDataset(root, fields=("coeffs",))[4]
+    assert main(["data", "check", "synthetic", "--root", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "NaN/inf in sample 4" in out and out.count("NaN/inf") == 1
+    assert main(["data", "check", "synthetic", "--root", str(synth)]) == 0
+
+
+def test_skip_bad_applies_to_the_synthetic_set(synth: Path, tmp_path: Path) -> None:
+    from datamodules.synthetic import SyntheticDataModule
+    from occrecon.errors import DataFormatError
+
+    root = copy_set(synth, tmp_path)
+    fields = ["I_in", "coeffs"]
+    dm = SyntheticDataModule(root=str(root), fields=fields, batch_size=2, generate=False, augment=False)
+    dm.setup()
+    train = dm.datasets["train"]
+    poison_coeffs(root, train.indices[0])
+    with pytest.raises(DataFormatError, match=f"sample {train.indices[0]}"):
+        _all_batches(root, fields, skip_bad=False)
+    batches = _all_batches(root, fields, skip_bad=True)
+    assert all(batch["coeffs"].shape[0] == 2 and torch.isfinite(batch["coeffs"]).all() for batch in batches)
+
+
+def _all_batches(root: Path, fields: list[str], skip_bad: bool) -> list[dict]:
+    from datamodules.synthetic import SyntheticDataModule
+
+    dm = SyntheticDataModule(root=str(root), fields=fields, batch_size=2, generate=False, augment=False, skip_bad=skip_bad)
+    return list(dm.train_dataloader())

@@ -3,7 +3,9 @@
 Every problem raises one :class:`DataFormatError` naming the file: a missing or unreadable
 manifest, a manifest of another format version, an incomplete generation, a missing shard, a
 truncated shard (size differs from the manifest), a corrupted shard (SHA-256 mismatch with
-``verify=True``, otherwise the zip CRC on read), an undecodable PNG or array. Nothing is skipped.
+``verify=True``, otherwise the zip CRC on read), an undecodable PNG or array, a NaN/inf value in a
+float array (naming the sample). Nothing is skipped here (``SyntheticDataModule(skip_bad=True)``
+skips and counts). :func:`manifest_status` says whether a folder may be generated into.
 """
 
 from __future__ import annotations
@@ -103,6 +105,38 @@ def load_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
     return manifest
 
 
+def manifest_status(root: str | os.PathLike[str]) -> str:
+    """What ``root`` holds before anything is written into it: ``"empty"`` (absent or empty folder),
+    ``"complete"`` or ``"interrupted"`` (a generation of ours to finish).
+
+    Raises:
+        DataFormatError: a non-empty folder that is not a synthetic data set of ours (no manifest,
+            an empty or non-JSON manifest, another format), naming what is wrong, so nothing is
+            generated into it.
+    """
+    root = Path(root)
+    if not root.is_dir() or not any(root.iterdir()):
+        return "empty"
+    path = root / MANIFEST
+    if not path.is_file():
+        raise DataFormatError(
+            root, "an empty folder or a synthetic data set (with manifest.json)",
+            got=f"a non-empty folder without {MANIFEST}; not generating into it (choose another data.root)",
+        )  # fmt: skip
+    try:
+        text = path.read_text(encoding="utf-8")
+        manifest = json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        got = "an empty file" if path.stat().st_size == 0 else f"{type(err).__name__}: {err}"
+        raise DataFormatError(
+            path, "a JSON manifest written by `occrecon data synth`",
+            got=f"{got}; not regenerating into this folder (delete it or choose another data.root)",
+        ) from err  # fmt: skip
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise DataFormatError(path, f"format {FORMAT_NAME!r}", got=repr(manifest.get("format") if isinstance(manifest, dict) else manifest))
+    return "complete" if manifest.get("complete") is True else "interrupted"
+
+
 class SyntheticDataset:
     """Random access to samples of a synthetic data set, as dicts of numpy arrays.
 
@@ -181,6 +215,11 @@ class SyntheticDataset:
         out: dict[str, np.ndarray] = {}
         for name in wanted:
             out[name] = shard.image(name, index) if name in PNG_FIELDS else shard.array(name)[row]
+            if out[name].dtype.kind == "f" and not np.isfinite(out[name]).all():
+                raise DataFormatError(
+                    self.root / self.manifest["shards"][index // self.shard_size]["file"],
+                    f"finite values in {name}.npy", got=f"NaN/inf in sample {index} (row {row} of the shard)",
+                )  # fmt: skip
         if "occluder_mask" in self.fields:
             out["occluder_mask"] = out["occluders"] > 0
         if "face_mask" in self.fields:
