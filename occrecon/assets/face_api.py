@@ -275,6 +275,11 @@ def face_model_path(name: str) -> Path:
     return cache_dir() / f"face-api-{VERSION}/{name}.pt"
 
 
+def face_models_cached() -> bool:
+    """Whether every network of :data:`FACE_MODELS` is converted and cached."""
+    return all(face_model_path(name).is_file() for name in FACE_MODELS)
+
+
 def check_state_dict(state: Mapping[str, torch.Tensor], model: torch.nn.Module, where: str) -> None:
     """Raise :class:`DataFormatError` unless ``state`` has exactly ``model``'s keys and shapes."""
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}

@@ -24,9 +24,9 @@ FIT_STEPS = 40
 LANDMARK_STEPS = 150
 def ensure_face_networks(say=print) -> bool:
     """Make sure the converted face-api networks are cached, fetching them once (``npm pack``)."""
-    from occrecon.assets.face_api import FACE_MODELS, HOW_TO_GET_FACES, face_model_path, fetch_face_api
+    from occrecon.assets.face_api import HOW_TO_GET_FACES, face_models_cached, fetch_face_api
 
-    if all(face_model_path(n).is_file() for n in FACE_MODELS):
+    if face_models_cached():
         return True
     say("first use: obtaining the face detector and landmark networks (npm @vladmandic/face-api) ...")
     try:
