@@ -58,8 +58,8 @@ def build_priors(args: argparse.Namespace):  # noqa: ANN201 - (NetworkPriors, mo
         priors.coeffs = coeffs
     if args.parsing_ckpt:
         from occrecon.commands.evaluate import load_system
-        from occrecon.faces.align import STAGE_FRAMING  # noqa: F401 - parsing is run on the deep3d crop (documented)
 
+        # run on the fit's deep3d crop (the parsing stage trains on CelebA-HQ crops: slightly wider)
         parsing = load_system(args.parsing_ckpt, "parsing")
         priors.labels = parsing.predict_labels
     # PIPELINE HOOK: a `--pipeline PATH` option fills priors.coeffs / priors.labels from the chain here.
