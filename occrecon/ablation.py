@@ -205,11 +205,23 @@ class RunResult:
     status: str  # "ran", "resumed", "skipped"
 
 
+def logger_words(cfg: Any, ablation: str, cell: str, run_id: str) -> list[str]:
+    """With ``logger.kind=wandb``: the ablation as the W&B group, the run id as the run name (unless
+    set) and tags ``[ablation, <ablation>, <cell>]``; nothing for other loggers."""
+    from occrecon.config.load import to_plain
+
+    if str(to_plain(cfg.logger)["kind"]) != "wandb":
+        return []
+    words = [] if cfg.logger.group else [f"logger.group={ablation}"]
+    words += [] if cfg.logger.name else [f"logger.name={run_id}"]
+    return [*words, f"logger.tags=[ablation,{ablation},{cell}]"]
+
+
 def run_cell(
     spec: AblationSpec, cell: Cell, seed: int, configs: Sequence[str | Path], overrides: Sequence[str], root: Path
 ) -> RunResult:
     """Run (or skip, or resume) one (cell, seed); returns its final metrics."""
-    from occrecon.config.load import load_config, to_plain
+    from occrecon.config.load import load_config
     from occrecon.training import run_command
 
     run_id = f"{cell.name}-s{seed}"
@@ -221,11 +233,7 @@ def run_cell(
             return RunResult(cell.name, seed, run_dir, done["metrics"], done["seconds"], "skipped")
         log.warning("ablation %s: cell %s changed since its run; running it again", spec.name, run_id)
     words = [*overrides, *cell.words(), f"seed={seed}", f"run.root={root}", f"run.id={run_id}"]
-    probe = load_config(configs, words)
-    if str(to_plain(probe.logger)["kind"]) == "wandb":  # one W&B group per ablation, a run per cell
-        words += [] if probe.logger.group else [f"logger.group={spec.name}"]
-        words += [] if probe.logger.name else [f"logger.name={run_id}"]
-        words += [f"logger.tags=[ablation,{spec.name},{cell.name}]"]
+    words += logger_words(load_config(configs, words), spec.name, cell.name, run_id)
     resumed = (run_dir / "checkpoints" / "last.ckpt").is_file()
     status = "resumed" if resumed else "ran"
     if run_dir.exists():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from occrecon.ablation import load_spec
+from occrecon.ablation import load_spec, logger_words
 from occrecon.cli import main
 from occrecon.config.load import load_config
 from occrecon.errors import ConfigError
@@ -87,3 +87,14 @@ def test_tiny_grid_runs_resumes_and_writes_the_table(tmp_path: Path, dataset: Pa
     assert [r["status"] for r in rows] == ["skipped", "resumed"]
     done = json.loads((root / "land=0.0016-s0" / "ablation.json").read_text())
     assert done["finished"] and done["metrics"]["val/error_sim_mm"] == pytest.approx(float(first["land=0.0016"]))
+
+
+def test_wandb_cells_share_the_ablations_group() -> None:
+    base = [REPO / "experiments/reconstruction/synthetic.yaml"]
+    wandb = load_config(base, ["logger.kind=wandb"])
+    assert logger_words(wandb, "loss_weights", "no_feat", "no_feat-s0") == [
+        "logger.group=loss_weights", "logger.name=no_feat-s0", "logger.tags=[ablation,loss_weights,no_feat]",
+    ]  # fmt: skip
+    mine = load_config(base, ["logger.kind=wandb", "logger.group=g"])
+    assert logger_words(mine, "a", "c", "c-s0")[0] == "logger.name=c-s0"
+    assert logger_words(load_config(base), "a", "c", "c-s0") == []  # csv: nothing to group
