@@ -108,12 +108,17 @@ def closest_points_on_mesh(
     dist = (flat - pts[:, None]).norm(dim=-1)
     best_d, best = dist.min(1)
     closest = flat[torch.arange(len(pts)), best]
+    # triangles beyond the points' bounding sphere grown by the largest best distance cannot win
+    centre = pts.mean(0)
+    reach = (pts - centre).norm(dim=-1).max() + best_d.max()
+    near = torch.nonzero((centroids - centre).norm(dim=-1) - radii <= reach).flatten()
     for start in range(0, len(pts), chunk):
         p = pts[start : start + chunk]
-        lower = torch.cdist(p, centroids) - radii  # [C, F] lower bound of each triangle's distance
+        lower = torch.cdist(p, centroids[near]) - radii[near]  # [C, F'] lower bound of each triangle's distance
         rows, cols = torch.nonzero(lower < best_d[start : start + chunk, None] - 1e-12, as_tuple=True)
         if rows.numel() == 0:
             continue
+        cols = near[cols]
         q = closest_point_on_triangle(p[rows], tri[cols])
         d = (q - p[rows]).norm(dim=-1)
         better = torch.full((len(p),), math.inf, dtype=d.dtype).scatter_reduce(0, rows, d, "amin")
