@@ -20,7 +20,9 @@ def occluded_pairs(root: str, count: int) -> list[dict[str, torch.Tensor]]:
     dm.setup()
     found = []
     for split in ("train", "val", "test"):
-        for sample in dm.datasets[split]:
+        dataset = dm.datasets[split]
+        for index in range(len(dataset)):
+            sample = dataset[index]
             if sample["occluder_mask"].sum() >= 20:
                 found.append(sample)
     assert len(found) >= count
