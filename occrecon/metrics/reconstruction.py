@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from occrecon.errors import ConfigError
 from occrecon.metrics.landmarks import inter_ocular_distance, nme_per_image
 from occrecon.utils.checks import check_shape
 
@@ -69,7 +70,7 @@ def umeyama(
 def align_to(src: torch.Tensor, dst: torch.Tensor, mode: str = "rigid") -> torch.Tensor:
     """``src [B, N, 3]`` moved onto ``dst [B, N, 3]`` by the best ``mode`` transform (see :data:`ALIGNMENTS`)."""
     if mode not in ALIGNMENTS:
-        raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {mode!r}")
+        raise ConfigError(f"3D error alignment: expected one of {ALIGNMENTS}, got {mode!r}")
     if mode == "none":
         return src
     s, rot, t = umeyama(src, dst, scale=mode == "similarity")
