@@ -35,8 +35,14 @@ test-full: $(STAMP) ## every test, GPU ones included (they skip without CUDA)
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check occrecon datamodules tests bench
 
-bench: $(STAMP) ## quick benchmarks (each under a minute)
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[bench]"
+	@touch $@
+
+BENCHES ?= render pipeline train_step dataloading synth
+bench: $(STAMP) $(VENV)/.bench-installed ## quick benchmarks, each with its ratio to a peer measured in the same run (Embree, Deep3D's coarse-only chain, the training step)
+	@for b in $(BENCHES); do echo "== bench/$$b.py --quick"; $(BIN)/python bench/$$b.py --quick || exit 1; done
+	@echo "== bench/check_gpu.py (backends; --all on a GPU, see README Benchmarks)"; $(BIN)/python bench/check_gpu.py
 
 clean-runs: ## delete runs/
 	rm -rf runs
