@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 from scipy.io import savemat
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,6 +29,14 @@ def sfm_dir() -> Path | None:
 
 
 SFM_SKIP_REASON = "Surrey Face Model files not found (set OCCRECON_SFM_DIR or provide ../shared/facemodels/sfm; see the eos project's share/ folder)"
+
+
+def face_model_params() -> list:
+    """``pytest.param((name, folder))`` of every face model a test can load here: procedural always,
+    SFM when its files are found (marked ``sfm``, skipped otherwise)."""
+    found = sfm_dir()
+    sfm_marks = [pytest.mark.sfm, pytest.mark.skipif(found is None, reason=SFM_SKIP_REASON)]
+    return [pytest.param(("procedural", None), id="procedural"), pytest.param(("sfm", found), id="sfm", marks=sfm_marks)]
 
 
 def flat(per_vertex: np.ndarray) -> np.ndarray:

@@ -12,13 +12,10 @@ import torch
 from occrecon.facemodel import load_face_model
 from occrecon.render.face import render_face
 from occrecon.render.mesh_renderer import MeshRenderer
-from tests.fixtures_facemodel import SFM_SKIP_REASON, sfm_dir
+from tests.fixtures_facemodel import face_model_params
 
 SIZE = 64
-MODELS = [
-    pytest.param(("procedural", None), id="procedural"),
-    pytest.param(("sfm", sfm_dir()), id="sfm", marks=[pytest.mark.sfm, pytest.mark.skipif(sfm_dir() is None, reason=SFM_SKIP_REASON)]),
-]  # fmt: skip
+MODELS = face_model_params()
 
 
 @pytest.fixture(scope="module", params=MODELS)
