@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 #: Stages the demo trains, in pipeline order (each needs experiments/<stage>/synthetic.yaml,
 #: experiments/demo/<stage>.yaml and a ``demo_section`` function in occrecon/evaluation/<stage>.py).
 DEMO_STAGES: tuple[str, ...] = ("parsing", "edge_lines", "reconstruction")
+TINY_N = 12
+"""Samples of a ``--tiny`` smoke run (enough for non-empty train/val/test splits)."""
 
 
 def experiments_dir() -> Path:
@@ -102,8 +104,9 @@ def stage_section(stage: str) -> Callable[..., Any]:
     return module.demo_section
 
 
-def train_stage(stage: str, out: Path, data_dir: Path, overrides: list[str]):
-    """``fit`` one stage on the demo data, then build its report section.
+def train_stage(stage: str, out: Path, data_dir: Path, overrides: list[str], tiny: bool = False):
+    """``fit`` one stage on the demo data, then build its report section (``tiny``: with the
+    ``experiments/debug/tiny.yaml`` smoke budget on top of the demo budget).
 
     Returns the section and the trainer (its ``lightning_module`` and ``datamodule`` are reused by
     the sections that combine stages, e.g. the fusion ``M_fin``)."""
@@ -111,8 +114,9 @@ def train_stage(stage: str, out: Path, data_dir: Path, overrides: list[str]):
     from occrecon.training import run_command
 
     experiments = experiments_dir()
+    files = [f"{stage}/synthetic.yaml", f"demo/{stage}.yaml", *(["debug/tiny.yaml"] if tiny else [])]
     cfg = load_config(
-        [experiments / stage / "synthetic.yaml", experiments / "demo" / f"{stage}.yaml"],
+        [experiments / name for name in files],
         [f"run.root={out / 'runs'}", f"run.id={stage}", "run.overwrite=true", f"data.root={data_dir}", "logger.kind=csv", *overrides],
     )
     start = time.perf_counter()
@@ -120,7 +124,7 @@ def train_stage(stage: str, out: Path, data_dir: Path, overrides: list[str]):
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
     section = stage_section(stage)(trainer.lightning_module, trainer.datamodule, out)
-    command = f"occrecon fit -c experiments/{stage}/synthetic.yaml -c experiments/demo/{stage}.yaml data.root={data_dir}"
+    command = "occrecon fit " + " ".join(f"-c experiments/{name}" for name in files) + f" data.root={data_dir}"
     section.text = (section.text + "\n\n" if section.text else "") + (
         f"Trained for {trainer.global_step} optimizer steps in {fit_seconds:.0f} s, evaluated in "
         f"{time.perf_counter() - start:.0f} s; run directory `{paths.dir}` (config, checkpoints, CSV logs). "
@@ -147,8 +151,8 @@ def pipeline_overrides(trained: tuple[str, ...], out: Path) -> list[str]:
     return [f"model.stages.{stage}.ckpt={out / 'runs' / stage / 'checkpoints' / 'last.ckpt'}" for stage in trained]
 
 
-def run_demo(out: Path, data_dir: Path, n: int, size: int, seed: int, stages: tuple[str, ...], workers: int | None, overwrite: bool, overrides: list[str]) -> Path:
-    """The whole main job; returns the report path."""
+def run_demo(out: Path, data_dir: Path, n: int, size: int, seed: int, stages: tuple[str, ...], workers: int | None, overwrite: bool, overrides: list[str], tiny: bool = False) -> Path:
+    """The whole main job; returns the report path (``tiny``: smoke budget, see :func:`train_stage`)."""
     from occrecon.errors import ConfigError
     from occrecon.report import write_report
 
@@ -165,7 +169,7 @@ def run_demo(out: Path, data_dir: Path, n: int, size: int, seed: int, stages: tu
     for stage in stages:
         print(f"[demo] training stage {stage!r}")
         extra = pipeline_overrides(tuple(trainers), out) if stage == "pipeline" else []
-        section, trainers[stage] = train_stage(stage, out, data_dir, [*overrides, *extra])
+        section, trainers[stage] = train_stage(stage, out, data_dir, [*overrides, *extra], tiny)
         sections.append(section)
         if stage == "edge_lines" and "parsing" in trainers:
             sections.append(fusion_section(trainers["parsing"], trainers["edge_lines"], out))
@@ -189,7 +193,8 @@ def _cpu_count() -> int:
 
 def run(args: argparse.Namespace) -> int:
     stages = tuple(args.stages.split(",")) if args.stages else DEMO_STAGES
-    run_demo(Path(args.out), Path(args.data), args.n, args.size, args.seed, stages, args.workers, args.overwrite, args.overrides)
+    n, size = args.n or (TINY_N if args.tiny else 480), args.size or (64 if args.tiny else 128)
+    run_demo(Path(args.out), Path(args.data), n, size, args.seed, stages, args.workers, args.overwrite, args.overrides, args.tiny)
     return 0
 
 
@@ -197,11 +202,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="main job: synthetic data -> train each stage briefly -> report.md", description=__doc__)
     parser.add_argument("--out", default="runs/demo", help="report folder (default runs/demo)")
     parser.add_argument("--data", default="data/synthetic-demo", help="synthetic data folder (generated if absent)")
-    parser.add_argument("--n", type=int, default=480, help="number of synthetic samples")
-    parser.add_argument("--size", type=int, default=128, help="image side of the synthetic data (px)")
+    parser.add_argument("--n", type=int, default=None, help=f"number of synthetic samples (default 480; {TINY_N} with --tiny)")
+    parser.add_argument("--size", type=int, default=None, help="image side of the synthetic data (px; default 128, 64 with --tiny)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stages", default=None, help=f"comma-separated subset of {','.join(DEMO_STAGES)}")
     parser.add_argument("--workers", type=int, default=None, help="processes for data generation (default: all cores)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    parser.add_argument("--tiny", action="store_true",
+                        help="smoke run: experiments/debug/tiny.yaml on every stage, 64 px data (seconds per stage; the numbers mean nothing)")  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="key.sub=value overrides applied to every stage")
     parser.set_defaults(handler=run)
