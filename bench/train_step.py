@@ -153,7 +153,7 @@ def time_stage(
     MeshRenderer.render = clock.wrap("render", original)
     try:
         trainer = L.Trainer(
-            accelerator=device.type, devices=1, max_steps=args.warmup + args.steps, logger=False,
+            accelerator=device.type, devices=1, max_steps=args.warmup + args.steps, max_epochs=1000, logger=False,
             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
             limit_val_batches=0, num_sanity_val_steps=0, callbacks=[timer],
             precision="bf16-mixed" if device.type == "cuda" and args.bf16 else "32-true",
