@@ -14,14 +14,26 @@ from typing import Any
 GROUP = "eval"
 
 
-def synthetic_loader(root: str | Path, split: str = "all", batch_size: int = 8) -> Any:
-    """Un-augmented ``DataLoader`` of the synthetic set at ``root`` (``split``: train, val, test or all)."""
+def synthetic_loader(
+    root: str | Path,
+    split: str = "all",
+    batch_size: int = 8,
+    fields: tuple[str, ...] | None = None,
+    image_size: int | None = None,
+) -> Any:
+    """Un-augmented ``DataLoader`` of the synthetic set at ``root`` (``split``: train, val, test or all).
+
+    ``fields``: the sample fields to read (default: the fusion protocol's
+    :data:`occrecon.evaluation.fusion.FIELDS`); ``image_size``: resize on load (None: as stored).
+    Every ``occrecon eval`` command that scores a synthetic split loads it here.
+    """
     from torch.utils.data import ConcatDataset, DataLoader
 
     from datamodules.synthetic import SyntheticDataModule
     from occrecon.evaluation.fusion import FIELDS
 
-    dm = SyntheticDataModule(root=str(root), fields=FIELDS, batch_size=batch_size, augment=False, generate=False)
+    dm = SyntheticDataModule(root=str(root), image_size=image_size, fields=fields or FIELDS, batch_size=batch_size,
+                             augment=False, generate=False)  # fmt: skip
     dm.setup()
     splits = ("train", "val", "test") if split == "all" else (split,)
     return DataLoader(ConcatDataset([dm.datasets[s] for s in splits]), batch_size=batch_size, shuffle=False)
