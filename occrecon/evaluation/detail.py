@@ -258,6 +258,7 @@ def demo_section(system: Any, datamodule: Any, out_dir: Path, max_faces: int = 8
         truth = system.target_phi(batch, coarse.mask)
         flat = system.decode(torch.full_like(out.phi, PHI_ZERO), out.confidence, coarse)
         front_c, front_d = front_shading(flat.normals, coarse.mask), front_shading(out.normals, coarse.mask)
+        front_t = front_shading(_resize(batch["normals"].float(), image.shape[-1]), coarse.mask) if has_truth else None
         for i in range(min(image.shape[0], max_faces - written)):
             px = float(coarse.px_per_unit[i])
             write_detailed_mesh(out_dir / "meshes" / f"detail_{written:03d}", out.depth[i], coarse.mask[i], px, coarse.albedo[i])
@@ -268,14 +269,16 @@ def demo_section(system: Any, datamodule: Any, out_dir: Path, max_faces: int = 8
                 row = [image_to_uint8(image[i])]
                 row += [bump_picture(truth[i], coarse.mask[i])] if truth is not None else []
                 row += [bump_picture(out.phi[i], coarse.mask[i])]
-                row += [image_to_uint8(t) for t in (front_c[i], front_d[i], side_c, side_d)]
+                row += [image_to_uint8(t) for t in (front_c[i], front_d[i])]
+                row += [image_to_uint8(front_t[i])] if front_t is not None else []
+                row += [image_to_uint8(t) for t in (side_c, side_d)]
                 row += [image_to_uint8(out.confidence[i].expand(3, -1, -1))]
                 rows.append(row)
     values = {k: float(v) for k, v in metrics.compute().items()} if has_truth else {}
     values["pixels_visible"] = float(metrics.counts[metrics.keys.index("detail/phi_l1_visible")])
     values["pixels_occluded"] = float(metrics.counts[metrics.keys.index("detail/phi_l1_occluded")])
-    titles = ["input"] + (["Phi~ (truth)"] if has_truth else []) + ["Phi (predicted)", "coarse", "detailed",
-              f"coarse ({SIDE_YAW_DEG:.0f}° yaw)", f"detailed ({SIDE_YAW_DEG:.0f}° yaw)", "confidence"]  # fmt: skip
+    titles = ["input"] + (["Phi~ (truth)"] if has_truth else []) + ["Phi (predicted)", "coarse", "detailed"] + (
+              ["detailed (truth)"] if has_truth else []) + [f"coarse ({SIDE_YAW_DEG:.0f}° yaw)", f"detailed ({SIDE_YAW_DEG:.0f}° yaw)", "confidence"]  # fmt: skip
     figure = save_titled_grid(out_dir / "detail.png", rows, titles, scale=2)
     hp = system.hparams
     text = (
