@@ -39,8 +39,10 @@ def main() -> None:
     parser.add_argument("--out", default="runs/synthesis_ablations")
     parser.add_argument("--parsing-ckpt", default=None)
     parser.add_argument("--synth-size", type=int, default=64, help="image side when the data set is generated")
-    parser.add_argument("--parsing-steps", type=int, default=150)
+    parser.add_argument("--parsing-epochs", type=int, default=6, help="epochs of the parsing network (26 batches each)")
     parser.add_argument("--variants", default="spade,concat,no_fin,no_edge,no_parsing_loss")
+    parser.add_argument("--max-batches", type=int, default=0, help="evaluate on this many test batches (0 = all)")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides of every synthesis fit (e.g. a smoke test)")
     args = parser.parse_args()
     import torch
 
@@ -58,8 +60,8 @@ def main() -> None:
         parsing_ckpt = str(out / "runs" / "parsing" / "checkpoints" / "last.ckpt")
         if not Path(parsing_ckpt).is_file():
             ckpt, seconds = fit("parsing", [REPO / "experiments/parsing/synthetic.yaml"], data + [
-                "model.width=16", "model.depth=18", "data.image_size=64", "data.num_workers=0", "trainer.max_epochs=-1",
-                f"trainer.max_steps={args.parsing_steps}", "trainer.limit_val_batches=2", "trainer.num_sanity_val_steps=0",
+                "model.width=16", "model.depth=18", "data.image_size=64", "data.num_workers=0",
+                f"trainer.max_epochs={args.parsing_epochs}", "trainer.limit_val_batches=2", "trainer.num_sanity_val_steps=0",
                 "trainer.enable_progress_bar=false", "model.image_log_every_n_steps=0"], out)  # fmt: skip
             results["parsing_fit_seconds"] = seconds
     parsing = load_system(parsing_ckpt, "parsing")
@@ -72,9 +74,9 @@ def main() -> None:
         if name in ("no_fin", "no_edge", "no_parsing_loss"):
             winner = max(("spade", "concat"), key=lambda n: results.get(n, {}).get("synthesis", {}).get("psnr_mask", -1))
             overlays.insert(2, HERE / f"{winner}.yaml")
-        ckpt, seconds = fit(name, overlays, data + [f"model.parsing_ckpt={parsing_ckpt}"], out)
+        ckpt, seconds = fit(name, overlays, data + [f"model.parsing_ckpt={parsing_ckpt}", *args.overrides], out)
         system = load_synthesis(ckpt)
-        scores, notes = evaluate_synthesis(args.data, system, "test", parsing, None, "dlib", 8, 0, 64)
+        scores, notes = evaluate_synthesis(args.data, system, "test", parsing, None, "dlib", 8, args.max_batches, 64)
         results[name] = {**scores.compute(), "fit_seconds": seconds, "conditioning": system.hparams.conditioning,
                          "effective_weights": system.effective_weights, "notes": notes, "table": scores.table(),
                          "images": scores.count}  # fmt: skip
