@@ -189,11 +189,13 @@ class ResumableDataLoader(DataLoader):
         super().__init__(*args, **kwargs)
         self._epoch_rng: dict[str, Any] | None = None
         self._epoch_data: list[str | None] = []
+        self._sampler_epoch: int | None = None
         self._yielded = 0
         self._pending: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        return gather_ranks({"epoch_rng": self._epoch_rng, "epoch_data": self._epoch_data, "yielded": self._yielded})
+        return gather_ranks({"epoch_rng": self._epoch_rng, "epoch_data": self._epoch_data, "yielded": self._yielded,
+                             "sampler_epoch": self._sampler_epoch})  # fmt: skip
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         own = own_rank(state_dict, "the data loader position") if "ranks" in state_dict else state_dict
@@ -208,8 +210,15 @@ class ResumableDataLoader(DataLoader):
             set_rng_states(pending["epoch_rng"])
             if pending.get("epoch_data") is not None:
                 set_generator_states(self.dataset, pending["epoch_data"])
+            if pending.get("sampler_epoch") is not None:
+                # Lightning resumes by iterating before it calls set_epoch: a DistributedSampler
+                # must draw the interrupted epoch's order for the batches skipped here
+                for sampler in self._samplers():
+                    sampler.set_epoch(pending["sampler_epoch"])
         self._epoch_rng = collect_rng_states()
         self._epoch_data = generator_states(self.dataset)
+        epochs = [getattr(sampler, "epoch", None) for sampler in self._samplers()]
+        self._sampler_epoch = next((e for e in epochs if isinstance(e, int)), None)
         iterator = super().__iter__()
         self._yielded = 0
         skip = pending["yielded"] if pending else 0
@@ -221,6 +230,12 @@ class ResumableDataLoader(DataLoader):
         if current is not None:
             set_rng_states(current)  # the checkpoint's state, restored by RNGStateCallback
         return self._counting(iterator)
+
+    def _samplers(self) -> list[Any]:
+        """The sampler(s) with ``set_epoch`` (e.g. Lightning's DistributedSampler)."""
+        found = [self.sampler, getattr(self.batch_sampler, "sampler", None)]
+        unique = {id(s): s for s in found if s is not None and callable(getattr(s, "set_epoch", None))}
+        return list(unique.values())
 
     def _counting(self, iterator: Iterator[Any]) -> Iterator[Any]:
         for batch in iterator:

@@ -52,9 +52,23 @@ def experiment_schema(spec: StageSpec, dataset: str | None = None) -> DictConfig
     return OmegaConf.structured(schema_cls)
 
 
+#: The checkout holding ``experiments/`` (for an editable install / a source tree).
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def find_config_file(path: str | Path) -> Path:
+    """``path`` as given, else (a relative path not found in the working directory) the same path
+    in the occrecon checkout, so ``-c experiments/...`` works from any directory (sweep agents)."""
+    path = Path(path)
+    if path.is_file() or path.is_absolute():
+        return path
+    fallback = CHECKOUT / path
+    return fallback if fallback.is_file() else path
+
+
 def read_yaml(path: str | Path) -> DictConfig:
     """Read one config file; a missing or malformed file raises :class:`ConfigError` naming it."""
-    path = Path(path)
+    path = find_config_file(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
