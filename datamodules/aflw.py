@@ -45,7 +45,15 @@ from typing import Any
 import numpy as np
 import scipy.io
 
-from datamodules.common import FaceDataModule, RawSample, Record, format_error, require_file, square_box
+from datamodules.common import (
+    FaceDataModule,
+    RawSample,
+    Record,
+    format_error,
+    raise_or_report,
+    require_file,
+    square_box,
+)
 from datamodules.w300 import PTS_OFFSET
 from occrecon.landmarks import NUM_LANDMARKS_AFLW19
 from occrecon.utils.io import read_image
@@ -177,9 +185,7 @@ class AFLWDataModule(FaceDataModule):
             fallbacks += fallback
             if not image.is_file():
                 err = FileNotFoundError(f"{image}: AFLW image (nameList entry {i + 1}) is missing")
-                if on_error is None:
-                    raise err
-                on_error(err)
+                raise_or_report(err, on_error)
                 continue
             fields = {"landmarks": info["landmarks"][i], "visibility": info["visibility"][i], "bbox": info["bbox"][i]}
             records.append(Record(id=str(i), image=image, fields=fields))

@@ -41,6 +41,7 @@ from datamodules.common import (
     Record,
     format_error,
     full_image_box,
+    raise_or_report,
     require_file,
 )
 from occrecon.labels import CELEBAMASK, CELEBAMASK_CLASSES, CELEBAMASK_FLIP
@@ -261,9 +262,7 @@ class CelebAMaskHQDataModule(FaceDataModule):
             image = root / "CelebA-HQ-img" / f"{index}.jpg"
             if not image.is_file():
                 err = FileNotFoundError(f"{image}: CelebA-HQ image {index} is missing")
-                if on_error is None:
-                    raise err
-                on_error(err)
+                raise_or_report(err, on_error)
                 continue
             fields = {"root": root, "merged": merged, "order": self.merged_order, "extras": extras}
             records.append(Record(id=str(index), image=image, fields=fields))

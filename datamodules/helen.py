@@ -21,7 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from datamodules.common import FaceDataModule, RawSample, Record, format_error, full_image_box, require_file
+from datamodules.common import (
+    FaceDataModule,
+    RawSample,
+    Record,
+    format_error,
+    full_image_box,
+    raise_or_report,
+    require_file,
+)
 from occrecon.labels import HELEN_CLASSES, HELEN_FLIP
 from occrecon.utils.io import read_image, read_label_map
 
@@ -42,9 +50,7 @@ def read_split_file(path: Path, on_error: Callable[[BaseException], None] | None
         parts = [p.strip() for p in line.split(",")]
         if len(parts) != 2 or not parts[0].isdigit() or not parts[1]:
             err = format_error("format", path, '"<index> , <name>"', line=number, got=repr(line))
-            if on_error is None:
-                raise err
-            on_error(err)
+            raise_or_report(err, on_error)
             continue
         names.append(parts[1])
     return names
@@ -95,9 +101,7 @@ class HelenDataModule(FaceDataModule):
             missing = [p for p in [image, *record.fields["labels"]] if not p.is_file()]
             if missing:
                 err = FileNotFoundError(f"{missing[0]}: listed in {SPLIT_FILES[split]} but missing")
-                if on_error is None:
-                    raise err
-                on_error(err)
+                raise_or_report(err, on_error)
                 continue
             records.append(record)
         return records

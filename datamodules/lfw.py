@@ -41,6 +41,7 @@ from datamodules.common import (
     Record,
     format_error,
     full_image_box,
+    raise_or_report,
     require_file,
     square_box,
 )
@@ -120,9 +121,7 @@ def read_pairs(path: Path, on_error: Callable[[BaseException], None] | None = No
                 )
                 raise format_error("format", path, want, line=number, got=f"{len(fields)} fields: {raw!r}")
         except ValueError as err:
-            if on_error is None:
-                raise
-            on_error(err)
+            raise_or_report(err, on_error)
     return pairs
 
 
@@ -253,9 +252,7 @@ class LFWDataModule(FaceDataModule):
             if not path.is_file():
                 bad.add(key)
                 err = FileNotFoundError(f"{path}: LFW image referenced by {PAIRS_FILE} is missing")
-                if on_error is None:
-                    raise err
-                on_error(err)
+                raise_or_report(err, on_error)
                 continue
             eyewear.append(eyewear_table.get(key, UNKNOWN))
             fields = {"key": key, "extras": {"eyewear": eyewear[-1]}}  # per-image samples carry it too

@@ -42,6 +42,7 @@ from datamodules.common import (
     Record,
     box_from_landmarks,
     format_error,
+    raise_or_report,
     require_file,
 )
 from occrecon.landmarks import NUM_LANDMARKS_68
@@ -154,9 +155,7 @@ class W300DataModule(FaceDataModule):
                     raise FileNotFoundError(f"{pts.with_suffix('.jpg')}: image for {pts.name} is missing (.jpg/.png)")
                 points = read_pts(pts)
             except (FileNotFoundError, ValueError) as err:
-                if on_error is None:
-                    raise
-                on_error(err)
+                raise_or_report(err, on_error)
                 continue
             rel = pts.relative_to(root).with_suffix("").as_posix()
             records.append(Record(id=rel, image=image, fields={"landmarks": points, "pts": pts}))
