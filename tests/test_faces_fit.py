@@ -15,6 +15,7 @@ from occrecon.faces.align import (
     align_face,
     alignment_transform,
     apply,
+    compose,
     deep3d_template,
     invert,
 )
@@ -52,6 +53,9 @@ def test_alignment_recovers_a_known_similarity():
     np.testing.assert_allclose(apply(matrix, photo_points), deep3d_template(224), atol=1e-6)
     np.testing.assert_allclose(invert(matrix)[:, :2], rot, atol=1e-6)
     np.testing.assert_allclose(invert(matrix)[:, 2], shift, atol=1e-5)
+    np.testing.assert_allclose(compose(invert(matrix), matrix), [[1, 0, 0], [0, 1, 0]], atol=1e-9)
+    double = compose(matrix, matrix)  # applying twice = composing
+    np.testing.assert_allclose(apply(double, photo_points), apply(matrix, apply(matrix, photo_points)), atol=1e-9)
 
 
 def test_celebahq_framing_by_hand():

@@ -79,6 +79,11 @@ def invert(matrix: np.ndarray) -> np.ndarray:
     return np.concatenate([a, -a @ matrix[:, 2:]], axis=1)
 
 
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """``[2, 3]`` map of ``outer(inner(p))``."""
+    return np.concatenate([outer[:, :2] @ inner[:, :2], outer[:, :2] @ inner[:, 2:] + outer[:, 2:]], axis=1)
+
+
 def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Map ``[..., 2]`` points by a ``[2, 3]`` affine matrix."""
     points = np.asarray(points, np.float64)

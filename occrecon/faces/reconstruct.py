@@ -126,13 +126,14 @@ def face_picture(fitter: FaceFitter, rec: FaceReconstruction, photo: np.ndarray,
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     window = np.array([[size / (2 * half), 0, size / 2 - cx * size / (2 * half)],
                        [0, size / (2 * half), size / 2 - cy * size / (2 * half)]])  # fmt: skip
-    from occrecon.faces.align import warp
+    from occrecon.faces.align import compose, warp
 
     photo_t = torch.from_numpy(np.ascontiguousarray(photo[..., :3])).permute(2, 0, 1)[None].float() / 255
     view = warp(photo_t, window, (size, size))
-    render = rec.aligned.paste(rec.fit.render.image.clamp(0, 1))
-    mask = rec.aligned.paste(rec.fit.render.mask)
-    overlay = warp(photo_t * (1 - mask) + render * mask, window, (size, size))
+    crop_to_window = compose(window, rec.aligned.inverse)  # crop -> photo -> window, no full-size paste
+    render = warp(rec.fit.render.image.clamp(0, 1), crop_to_window, (size, size))
+    mask = warp(rec.fit.render.mask, crop_to_window, (size, size))
+    overlay = view * (1 - mask) + render * mask
 
     panel = Image.fromarray(image_to_uint8(view[0]))
     draw = ImageDraw.Draw(panel)
