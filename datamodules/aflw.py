@@ -49,6 +49,7 @@ from datamodules.common import (
     FaceDataModule,
     RawSample,
     Record,
+    check_points_in_image,
     format_error,
     raise_or_report,
     require_file,
@@ -194,6 +195,7 @@ class AFLWDataModule(FaceDataModule):
 
     def load(self, record: Record) -> RawSample:
         image = read_image(record.image)
+        check_points_in_image(record.fields["landmarks"], image, record.image)
         left, right, top, bottom = (float(v) for v in record.fields["bbox"])
         return RawSample(
             image=image, box=square_box((left, top, right, bottom), self.margin),

@@ -87,8 +87,9 @@ def partition_from_orig_idx(orig_idx: int) -> str:
     return "train" if number <= 162770 else ("val" if number <= 182637 else "test")
 
 
-def read_mapping(path: Path) -> dict[int, tuple[int, str]]:
-    """``idx -> (orig_idx, orig_file)`` from ``CelebA-HQ-to-CelebA-mapping.txt``."""
+def read_mapping(path: Path, on_error: Callable[[BaseException], None] | None = None) -> dict[int, tuple[int, str]]:
+    """``idx -> (orig_idx, orig_file)`` from ``CelebA-HQ-to-CelebA-mapping.txt`` (a bad line raises,
+    or goes to ``on_error`` and is left out, so one bad line does not hide other findings)."""
     lines = require_file(path, "CelebA-HQ-to-CelebA mapping").read_text().splitlines()
     if not lines or lines[0].split() != ["idx", "orig_idx", "orig_file"]:
         raise format_error(
@@ -100,7 +101,9 @@ def read_mapping(path: Path) -> dict[int, tuple[int, str]]:
         if not parts:
             continue
         if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
-            raise format_error("format", path, '"<idx> <orig_idx> <orig_file>"', line=number, got=repr(line))
+            bad = format_error("format", path, '"<idx> <orig_idx> <orig_file>"', line=number, got=repr(line))
+            raise_or_report(bad, on_error)
+            continue
         table[int(parts[0])] = (int(parts[1]), parts[2])
     return table
 
@@ -146,23 +149,22 @@ def merge_parts(root: Path, index: int) -> np.ndarray:
     """Order-"A" label map ``[512, 512]`` int64 from the part masks of image ``index``."""
     skin = mask_path(root, index, "skin")
     require_file(skin, "skin part mask (every CelebAMask-HQ face has one)")
-    label_map = None
+    masks = {}
     for label, part in enumerate(PARTS, start=1):
         path = mask_path(root, index, part)
-        if not path.is_file():
-            continue
-        mask = read_label_map(path)
-        if label_map is None:
-            label_map = np.zeros(mask.shape, dtype=np.int64)
-        if mask.shape != label_map.shape:
+        if path.is_file():
+            masks[label] = (path, read_label_map(path))
+    # the size most parts share (512x512 in the release) is the reference: the odd file is named
+    shapes = [mask.shape for _, mask in masks.values()]
+    shape = max(set(shapes), key=lambda s: (shapes.count(s), s == masks[1][1].shape))
+    label_map = np.zeros(shape, dtype=np.int64)
+    for label, (path, mask) in masks.items():
+        if mask.shape != shape:
             raise format_error(
-                "labels",
-                path,
-                f"a {label_map.shape[1]}x{label_map.shape[0]} mask like the other parts",
-                got=f"{mask.shape[1]}x{mask.shape[0]}",
+                "labels", path, f"a {shape[1]}x{shape[0]} mask like the other parts", got=f"{mask.shape[1]}x{mask.shape[0]}"
             )
         label_map[mask > 0] = label
-    return label_map  # type: ignore[return-value]
+    return label_map
 
 
 def read_merged(path: Path, order: str) -> np.ndarray:
@@ -182,6 +184,11 @@ def load_celebamask(record: Record) -> RawSample:
     else:
         label_map = merge_parts(fields["root"], int(record.id))
     image = read_image(record.image)
+    if image.shape[0] != image.shape[1]:
+        raise format_error(
+            "format", record.image, "a square CelebA-HQ image (1024x1024 in the release)",
+            got=f"{image.shape[1]}x{image.shape[0]}",
+        )  # fmt: skip
     if image.shape[:2] != label_map.shape:
         image = cv2.resize(image, (label_map.shape[1], label_map.shape[0]), interpolation=cv2.INTER_AREA)
     return RawSample(image=image, box=full_image_box(*label_map.shape), label_map=label_map)
@@ -225,9 +232,9 @@ class CelebAMaskHQDataModule(FaceDataModule):
         self.label_source, self.merged_order, self.glasses = label_source, merged_order, glasses
         self.detect_landmarks, self.landmark_cache = detect_landmarks, landmark_cache
 
-    def split_of(self, root: Path) -> dict[int, str]:
+    def split_of(self, root: Path, on_error: Callable[[BaseException], None] | None = None) -> dict[int, str]:
         """``id -> split`` through the mapping file (see the module docstring)."""
-        mapping = read_mapping(root / MAPPING_FILE)
+        mapping = read_mapping(root / MAPPING_FILE, on_error)
         if (root / PARTITION_FILE).is_file():
             partition = read_partition(root / PARTITION_FILE)
             missing = [orig for _, orig in mapping.values() if orig not in partition]
@@ -241,7 +248,7 @@ class CelebAMaskHQDataModule(FaceDataModule):
         if split == "all":
             ids = sorted(int(p.stem) for p in (root / "CelebA-HQ-img").glob("*.jpg") if p.stem.isdigit())
         elif split in PARTITION_NAMES.values():
-            ids = sorted(i for i, s in self.split_of(root).items() if s == split)
+            ids = sorted(i for i, s in self.split_of(root, on_error).items() if s == split)
         else:
             raise ValueError(f"CelebAMask-HQ split must be train, val, test or all, got {split!r}")
         attributes = read_attributes(root / ATTRIBUTE_FILE) if (root / ATTRIBUTE_FILE).is_file() else None

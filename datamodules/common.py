@@ -77,6 +77,22 @@ def raise_or_report(err: BaseException, on_error: Callable[[BaseException], None
     on_error(err)
 
 
+def check_points_in_image(points: np.ndarray, image: np.ndarray, path: str | Path, slack: float = 0.5) -> None:
+    """Raise a ``points`` :class:`DataFormatError` naming ``path`` when a landmark ``[N, 2]`` lies
+    farther than ``slack`` x the image side outside the ``H x W`` image (annotation of another image,
+    swapped x/y, wrong units); landmarks just outside the frame are normal (cropped faces)."""
+    height, width = image.shape[:2]
+    low = -slack * np.array([width, height])
+    high = (1.0 + slack) * np.array([width, height])
+    outside = ~((points >= low) & (points <= high)).all(axis=1)
+    if outside.any():
+        first = int(np.flatnonzero(outside)[0])
+        raise format_error(
+            "points", path, f"landmarks within {slack:.0%} of the {width}x{height} image",
+            got=f"{int(outside.sum())} point(s) outside, e.g. point {first + 1} at {points[first].round(1).tolist()}",
+        )  # fmt: skip
+
+
 def require_file(path: Path, what: str) -> Path:
     """Return ``path`` or raise ``FileNotFoundError`` naming it and what it should contain."""
     if not path.is_file():

@@ -41,6 +41,7 @@ from datamodules.common import (
     RawSample,
     Record,
     box_from_landmarks,
+    check_points_in_image,
     format_error,
     raise_or_report,
     require_file,
@@ -88,10 +89,13 @@ def read_pts(path: Path, num_points: int = NUM_LANDMARKS_68) -> np.ndarray:
         line = lines[number - 1] if len(lines) >= number else "<end of file>"
         try:
             x, y = (float(v) for v in line.split())
+            if not (np.isfinite(x) and np.isfinite(y)):
+                raise ValueError(line)
         except ValueError:
             raise format_error(
-                "points", path, f"point {number - 3} of {num_points} as '<x> <y>'", line=number, got=repr(line)
-            ) from None
+                "points", path, f"point {number - 3} of {num_points} as '<x> <y>' (finite numbers)", line=number,
+                got=repr(line),
+            ) from None  # fmt: skip
         points.append((x, y))
     closing = 4 + num_points
     got = lines[closing - 1].strip() if len(lines) >= closing else "<end of file>"
@@ -164,6 +168,7 @@ class W300DataModule(FaceDataModule):
     def load(self, record: Record) -> RawSample:
         image = read_image(record.image)
         points = record.fields["landmarks"]
+        check_points_in_image(points, image, record.fields.get("pts", record.image))
         return RawSample(
             image=image, box=box_from_landmarks(points, self.margin), landmarks=points.copy(),
             visibility=np.ones(len(points), dtype=bool),

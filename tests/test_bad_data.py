@@ -179,3 +179,44 @@ def _all_batches(root: Path, fields: list[str], skip_bad: bool) -> list[dict]:
 
     dm = SyntheticDataModule(root=str(root), fields=fields, batch_size=2, generate=False, augment=False, skip_bad=skip_bad)
     return list(dm.train_dataloader())
+
+
+# --------------------------------------------------------------------------- data check finds everything
+
+
+def test_data_check_300w_finds_nan_points_and_points_far_outside(tmp_path: Path) -> None:
+    from occrecon.data_check import check_dataset
+    from tests.data_fixtures import write_300w
+
+    root = write_300w(tmp_path / "w300", per_folder=2, size=20)
+    pts = sorted(root.rglob("*.pts"))
+    lines = pts[0].read_text().splitlines()
+    lines[3] = "nan nan"
+    pts[0].write_text("\n".join(lines) + "\n")
+    far = pts[1].read_text().splitlines()
+    far[3:71] = [" ".join(str(float(v) + 500.0) for v in line.split()) for line in far[3:71]]
+    pts[1].write_text("\n".join(far) + "\n")
+    problems = [p for report in check_dataset("w300", str(root)) for p in report.problems]
+    assert any(str(pts[0]) in p and ":4:" in p and "'nan nan'" in p for p in problems), problems
+    assert any(str(pts[1]) in p and "point(s) outside" in p for p in problems), problems
+    assert len(problems) == 2, problems
+
+
+def test_data_check_celebamask_reports_every_finding_and_the_right_file(tmp_path: Path) -> None:
+    import numpy as np
+
+    from occrecon.data_check import check_dataset
+    from tests.data_fixtures import face_image, save_image, write_celebamask
+
+    root = write_celebamask(tmp_path / "celeba")
+    save_image(root / "CelebA-HQ-img" / "0.jpg", face_image(50, 40, seed=0), quality=95)  # 40x50: not square
+    skin = root / "CelebAMask-HQ-mask-anno" / "0" / "00001_skin.png"
+    save_image(skin, np.zeros((20, 20), np.uint8))  # the other parts are 16x16
+    mapping = root / "CelebA-HQ-to-CelebA-mapping.txt"
+    lines = mapping.read_text().splitlines()
+    mapping.write_text("\n".join([*lines[:2], "this line is broken", *lines[2:]]) + "\n")
+    problems = [p for report in check_dataset("celebamask_hq", str(root)) for p in report.problems]
+    text = "\n".join(problems)
+    assert "CelebA-HQ-to-CelebA-mapping.txt:3" in text  # the bad mapping line ...
+    assert "0.jpg: expected a square CelebA-HQ image" in text and "got 40x50" in text  # ... hides nothing
+    assert "00001_skin.png: expected a 16x16 mask" in text and "_nose.png" not in text
