@@ -140,7 +140,7 @@ def peak_memory(label: str, record: dict):
 def check_training(args: argparse.Namespace, device: torch.device) -> list[dict]:
     import train_step
 
-    ns = argparse.Namespace(size=args.size, batch=args.train_batch, width=args.width, synth_n=2 * args.train_batch,
+    ns = argparse.Namespace(size=args.size, batch=args.train_batch, width=args.width, synth_n=max(16, 4 * args.train_batch),
                             warmup=args.warmup, steps=args.steps, bf16=device.type == "cuda",
                             channels_last=device.type == "cuda")  # fmt: skip
     rows = []

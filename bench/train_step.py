@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import tempfile
 import time
 from collections import defaultdict
@@ -95,6 +96,7 @@ def step_timer(clock: Clock, warmup: int) -> Any:
     class StepTimer(L.Callback):
         def __init__(self) -> None:
             self.rows: list[dict[str, float]] = []
+            self.calls = 0
             self._end: float | None = None
             self._t0 = 0.0
 
@@ -108,7 +110,8 @@ def step_timer(clock: Clock, warmup: int) -> Any:
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
             _sync(clock.device)
             self._end = time.perf_counter()
-            if batch_idx >= warmup:
+            self.calls += 1  # not batch_idx: an epoch of a tiny set can be one batch
+            if self.calls > warmup:
                 self.rows.append({"step": self._end - self._t0, "loader": self._gap or math.nan, **clock.spent})
 
     return StepTimer()
@@ -118,7 +121,8 @@ def stage_config(stage: str, root: Path, size: int, batch: int, width: int, synt
     from occrecon.config.load import load_config
 
     overrides = [f"data.root={root}", f"data.synth_n={synth_n}", "data.synth_size=128", f"data.image_size={size}",
-                 f"data.batch_size={batch}", "data.num_workers=0", f"model.width={width}", "data.synth_workers=1"]  # fmt: skip
+                 f"data.batch_size={batch}", "data.num_workers=0", f"model.width={width}",
+                 f"data.synth_workers={min(8, os.cpu_count() or 1)}"]  # fmt: skip
     if stage in ("synthesis", "reconstruction"):
         overrides.append("model.identity=none")  # L_feat/L_id need a user download; off for every run
     return load_config([REPO / "experiments" / stage / "synthetic.yaml"], overrides)
