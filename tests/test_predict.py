@@ -51,6 +51,11 @@ def test_writer_files_follow_the_shapes(tmp_path):
     )
     expected_heat = (heat[0].amax(0) * 255).round().byte().numpy()  # channel maximum, values already in [0, 1]
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a_heatmaps.png")), expected_heat)
+    normals = torch.zeros(1, 3, 10, 10)
+    normals[:, 2] = 1.0
+    normals[:, 0] = -1.0
+    writer.write_on_batch_end(None, module, {"normals": normals}, [0], {"name": ["n"]}, 2)
+    assert np.asarray(Image.open(tmp_path / "n_normals.png"))[0, 0].tolist() == [0, 128, 255]  # (-1, 0, 1) -> (0, .5, 1)
     saved = np.load(tmp_path / "b.npz")
     assert set(saved) == {"coeffs", "crop_from_photo"}  # albedo went into the OBJ
     np.testing.assert_array_equal(saved["coeffs"], np.arange(7.0, 14.0))

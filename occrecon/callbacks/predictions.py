@@ -6,7 +6,8 @@ sample's index in the prediction set. What is written depends only on a value's 
 
 - ``[B, V, 3]`` floats named ``vertices``: an OBJ mesh (the system's face-model triangles;
   vertex colours from an ``albedo`` entry when present), model space;
-- ``[B, 3, H, W]`` floats: an RGB PNG (``<name>_<key>.png``, clamped to ``[0, 1]``);
+- ``[B, 3, H, W]`` floats: an RGB PNG (``<name>_<key>.png``, clamped to ``[0, 1]``; maps with
+  negative values, e.g. normals, as ``(v + 1) / 2``);
   ``[B, 1, H, W]``: a grey PNG (values in ``[0, 1]`` as is, anything else min-max scaled);
   ``[B, C>3, H, W]``: the channel maximum as a grey PNG (heatmaps);
 - ``[B, H, W]`` integers: label maps, raw (``<name>_<key>.png``, one class index per pixel) and
@@ -93,8 +94,9 @@ class PredictionWriter(BasePredictionWriter):
                     colours = values.get("albedo")
                     write_obj(self.out_dir / f"{name}.obj", v, triangles.cpu(), None if colours is None else colours[i].clamp(0, 1))
                 elif v.dim() == 3 and v.is_floating_point() and v.shape[-1] > 8 and v.shape[-2] > 8:
-                    if v.shape[0] == 3:
-                        _png(self.out_dir / f"{name}_{key}.png", image_to_uint8(v.clamp(0, 1)))
+                    if v.shape[0] == 3:  # colours in [0, 1]; signed 3-vectors (normals) as (v + 1) / 2
+                        rgb = (v.clamp(-1, 1) + 1) / 2 if v.min() < 0 else v.clamp(0, 1)
+                        _png(self.out_dir / f"{name}_{key}.png", image_to_uint8(rgb))
                     else:
                         _png(self.out_dir / f"{name}_{key}.png", _grey(v[0] if v.shape[0] == 1 else v.amax(0)))
                 elif v.dim() == 2 and not v.is_floating_point() and v.shape[0] > 8 and v.shape[1] > 8:
