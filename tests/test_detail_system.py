@@ -215,3 +215,31 @@ def test_pipeline_call_from_coefficients(root: Path) -> None:
     torch.testing.assert_close(piped.phi, out.phi, atol=0.05, rtol=0)
     torch.testing.assert_close(piped.depth, out.depth, atol=1e-4, rtol=0)
     assert piped.confidence.shape == (2, 1, 64, 64) and piped.normals.shape == (2, 3, 64, 64)
+
+
+def test_real_photos_train_with_the_self_supervised_terms(tmp_path: Path) -> None:
+    """CelebAMask-HQ batches (image + label_map, no bump map, no coefficients): the coarse stage is a
+    reconstruction checkpoint; geo is skipped, shading / smooth / sym / conf are computed and train."""
+    from data_fixtures import write_celebamask
+
+    from datamodules.celebamask_hq import CelebAMaskHQDataModule
+    from occrecon.systems.reconstruction import ReconstructionSystem
+
+    recon = ReconstructionSystem(width=8, depth=18, identity="none", image_size=32)
+    ckpt = tmp_path / "recon.ckpt"
+    torch.save({"state_dict": recon.state_dict(), "hyper_parameters": dict(recon.hparams)}, ckpt)
+    root = write_celebamask(tmp_path / "CelebAMask-HQ", image_size=32, mask_size=32)
+    dm = CelebAMaskHQDataModule(root=str(root), image_size=32, batch_size=2, num_workers=0, augment=False)
+    dm.setup("fit")
+    real = next(iter(dm.train_dataloader()))
+    weights = {"geo": 1.0, "shading": 1.0, "smooth": 0.02, "sym": 0.1, "conf": 0.05}
+    system = DetailSystem(width=8, levels=3, image_size=32, coarse=str(ckpt), loss={"weights": weights}).train()
+    with pytest.raises(Exception, match="coeffs"):
+        small_system().coarse_maps(real)  # ground_truth needs the synthetic coefficients
+    image = system.input_image(real)
+    coarse = system.coarse_maps(real, image)
+    out = system.detail(image, coarse)
+    total, logs = system.losses(real, image, out, coarse)
+    assert "geo" not in logs and {"shading", "smooth", "sym", "conf"} <= set(logs)
+    total.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in system.net.parameters())
