@@ -146,3 +146,30 @@ def test_translation_scales_with_render_size():
         big, small = fitter.render(y), fitter.render(y, 64)
     centroid = [(o.mask[0, 0].nonzero().float().mean(0)) / o.mask.shape[-1] for o in (big, small)]
     assert torch.allclose(centroid[0], centroid[1], atol=0.02)
+
+
+class _TinyRecogniser(torch.nn.Module):
+    """Stand-in identity network (template/input_size like the real ones)."""
+
+    template, input_size = "dlib", 150
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 8, 5, stride=4)
+
+    def forward(self, x):
+        return self.conv(x).mean(dim=(2, 3))
+
+
+def test_identity_term_takes_part_in_the_fit():
+    model = load_face_model("procedural")
+    settings = FitSettings(landmark_steps=0, steps=10, render_size=64, raster_every=5)
+    image = torch.rand(1, 3, 96, 96)
+    lm = FaceFitter(model, "paper", 96).landmarks(torch.zeros(1, model.layout("paper").size)).detach() + 1.5
+    plain = FaceFitter(model, "paper", 96, settings=settings).fit(image, lm)
+    with_id = FaceFitter(model, "paper", 96, identity_network=_TinyRecogniser(), settings=settings).fit(image, lm)
+    assert not torch.allclose(plain.coeffs, with_id.coeffs)  # L_feat changed the path of the fit
+    settings.weights["feat"] = 0.0
+    off = FaceFitter(model, "paper", 96, identity_network=_TinyRecogniser(), settings=settings).fit(image, lm)
+    torch.testing.assert_close(off.coeffs, plain.coeffs)  # weight 0: the network is never evaluated
