@@ -151,6 +151,21 @@ def pipeline_overrides(trained: tuple[str, ...], out: Path) -> list[str]:
     return [f"model.stages.{stage}.ckpt={out / 'runs' / stage / 'checkpoints' / 'last.ckpt'}" for stage in trained]
 
 
+def identity_overrides() -> list[str]:
+    """``model.identity=dlib`` once the dlib identity weights are cached (fetched here with npm), so
+    the coarse stage trains with all four Eq. 4 terms; without them L_feat stays off, with a warning
+    (not for `--tiny`: smoke runs never touch the network)."""
+    from occrecon.assets.face_api import fetch_face_recognition
+    from occrecon.errors import OccreconError
+
+    try:
+        fetch_face_recognition()
+    except OccreconError as err:
+        print(f"[demo] warning: L_feat stays off (identity weights unavailable): {err}")
+        return []
+    return ["model.identity=dlib"]
+
+
 def run_demo(out: Path, data_dir: Path, n: int, size: int, seed: int, stages: tuple[str, ...], workers: int | None, overwrite: bool, overrides: list[str], tiny: bool = False) -> Path:
     """The whole main job; returns the report path (``tiny``: smoke budget, see :func:`train_stage`)."""
     from occrecon.errors import ConfigError
@@ -169,6 +184,7 @@ def run_demo(out: Path, data_dir: Path, n: int, size: int, seed: int, stages: tu
     for stage in stages:
         print(f"[demo] training stage {stage!r}")
         extra = pipeline_overrides(tuple(trainers), out) if stage == "pipeline" else []
+        extra += identity_overrides() if (stage == "reconstruction" and not tiny) else []
         section, trainers[stage] = train_stage(stage, out, data_dir, [*overrides, *extra], tiny)
         sections.append(section)
         if stage == "edge_lines" and "parsing" in trainers:
