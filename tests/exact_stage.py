@@ -25,19 +25,10 @@ from occrecon.config.schema import BaseDataConfig, BaseModelConfig
 from occrecon.registry import StageSpec
 from occrecon.training import build_optimization
 from occrecon.utils.seeding import numpy_generator
+from tests.toy_stage import ToyLoss
 
 KILL_ENV = "OCCRECON_TEST_KILL_AT_STEP"
 """Environment variable: SIGKILL the process group when training reaches this global step."""
-
-
-@dataclass
-class ExactLossWeights:
-    mse: float = 1.0
-
-
-@dataclass
-class ExactLoss:
-    weights: ExactLossWeights = field(default_factory=ExactLossWeights)
 
 
 @dataclass
@@ -45,7 +36,7 @@ class ExactModelConfig(BaseModelConfig):
     width: int = 8
     dropout: float = 0.3
     norm: bool = True
-    loss: ExactLoss = field(default_factory=ExactLoss)
+    loss: ToyLoss = field(default_factory=ToyLoss)  # weights.mse (l1 unused here)
 
 
 @dataclass
