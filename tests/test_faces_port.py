@@ -3,7 +3,8 @@
 Reference outputs: tests/fixtures/face_api/ (regenerate with tools/face_api_reference/make_fixtures.py).
 Photos: public-domain ones shipped by scikit-image and matplotlib (occrecon.faces.samples).
 Tolerances (measured on the first run: raw grid 2.5e-4, landmarks 1.4e-5 px): raw detector grid
-1e-3 absolute (logits up to ~45), boxes 0.01 px, scores 1e-4, landmarks 1e-3 px.
+1e-3 absolute (logits up to ~45), boxes 0.01 px, scores 1e-4, landmarks 1e-3 px. Both detectors
+(tiny face detector, SSD MobileNet v1) and both landmark nets (full, tiny) are checked.
 """
 
 import json
@@ -52,6 +53,27 @@ def detectors():
     _fetch_or_skip()
     torch.set_num_threads(1)
     return {size: FaceDetector(input_size=size, min_face_size=0) for size in (320, 416, 608)}
+
+
+@pytest.fixture(scope="module")
+def ssd():
+    _fetch_or_skip()
+    return FaceDetector(kind="ssd", min_face_size=0)
+
+
+def test_ssd_scores_and_boxes_equal_original(reference, images, ssd):
+    """SSD MobileNet v1: all 5118 anchor scores to 1e-4, final boxes to 0.01 px (measured 1e-6 / 3e-5)."""
+    grids = np.load(FIXTURES / "reference_detector_grids.npz")
+    for im in reference["images"]:
+        _, scores = ssd.face_api_ssd(images[im["name"]])
+        np.testing.assert_allclose(scores, grids[f"{im['name']}_ssd_scores"], rtol=0, atol=1e-4, err_msg=im["name"])
+        ours = ssd.face_api_detect(images[im["name"]])
+        assert len(ours) == len(im["ssd_faces"]) >= 1, im["name"]
+        for (box, score), ref in zip(ours, im["ssd_faces"], strict=True):
+            np.testing.assert_allclose(box, ref["box"], rtol=0, atol=0.01)
+            assert score == pytest.approx(ref["score"], abs=1e-4)
+    faces = ssd.detect(images["pair"])
+    assert len(faces) == 2 and all(f.landmarks.shape == (68, 2) for f in faces)
 
 
 @pytest.fixture(scope="module")

@@ -216,6 +216,7 @@ FACE_MODELS: dict[str, str] = {
     "tiny_face_detector": "tiny_face_detector_model",
     "face_landmark_68": "face_landmark_68_model",
     "face_landmark_68_tiny": "face_landmark_68_tiny_model",
+    "ssd_mobilenetv1": "ssd_mobilenetv1_model",
 }
 """occrecon name -> face-api model stem (``model/<stem>-weights_manifest.json`` in the tarball)."""
 
@@ -259,12 +260,23 @@ def face_model_state_dict(weights: Mapping[str, np.ndarray]) -> dict[str, torch.
     return state
 
 
+def ssd_state_dict(weights: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """The SSD detector's weights under ``params.<tfjs name>`` in tfjs layouts (the port permutes
+    them itself); the manifest's unused graph constants (``Preprocessor/...``, ``stack_1``) are dropped."""
+    from occrecon.faces.nets import ssd_weight_shapes
+
+    return {f"params.{name}": torch.from_numpy(np.ascontiguousarray(weights[name], dtype=np.float32))
+            for name in ssd_weight_shapes() if name in weights}  # fmt: skip
+
+
 def build_face_model(name: str) -> torch.nn.Module:
     """An untrained network of :data:`FACE_MODELS` ``name`` (``occrecon.faces.nets``)."""
-    from occrecon.faces.nets import FaceLandmark68Net, TinyFaceDetectorNet
+    from occrecon.faces.nets import FaceLandmark68Net, SsdMobilenetV1Net, TinyFaceDetectorNet
 
     if name == "tiny_face_detector":
         return TinyFaceDetectorNet()
+    if name == "ssd_mobilenetv1":
+        return SsdMobilenetV1Net()
     if name in ("face_landmark_68", "face_landmark_68_tiny"):
         return FaceLandmark68Net(tiny=name.endswith("tiny"))
     raise KeyError(f"unknown face-api model {name!r}; expected one of {sorted(FACE_MODELS)}")
@@ -320,7 +332,8 @@ def fetch_face_api(tarball: str | Path | None = None, force: bool = False, progr
             if name == "face_recognition":
                 fetch_face_recognition(source, force=True)
                 continue
-            state = face_model_state_dict(read_face_api_tarball(source, FACE_MODELS[name]))
+            decoded = read_face_api_tarball(source, FACE_MODELS[name])
+            state = ssd_state_dict(decoded) if name == "ssd_mobilenetv1" else face_model_state_dict(decoded)
             check_state_dict(state, build_face_model(name), f"{source}!{FACE_MODELS[name]}")
             _save_atomic(state, targets[name])
     return targets

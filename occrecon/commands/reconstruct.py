@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             if identity is None:
                 print(f"note: L_feat off ({reason})")
         detector = FaceDetector(input_size=args.detector_size, score_threshold=args.score_threshold,
-                                min_face_size=args.min_face_size)  # fmt: skip
+                                min_face_size=args.min_face_size, kind=args.detector)  # fmt: skip
         settings = FitSettings(landmark_steps=args.landmark_steps, steps=args.fit_steps, photometric=args.photometric)
         fitter = FaceFitter(face_model, layout, size, identity, settings)
     except (OccreconError, MissingAssetError) as err:
@@ -159,7 +159,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="identity network for L_feat (dlib: face-api's port; slower)")  # fmt: skip
     parser.add_argument("--min-face-size", type=float, default=40.0, help="ignore faces smaller than this (px)")
     parser.add_argument("--max-faces", type=int, default=None, help="at most this many faces per image (largest)")
-    parser.add_argument("--detector-size", type=int, default=416, help="detector input side (multiple of 32)")
+    parser.add_argument("--detector", choices=("tiny", "ssd"), default="tiny",
+                        help="face-api's tiny face detector or its SSD MobileNet v1 (larger, slower)")  # fmt: skip
+    parser.add_argument("--detector-size", type=int, default=416, help="tiny detector input side (multiple of 32)")
     parser.add_argument("--score-threshold", type=float, default=0.5, help="detector score threshold")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for the fit)")
     parser.add_argument("--photometric", choices=("vertex", "render"), default="vertex",

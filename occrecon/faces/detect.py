@@ -23,7 +23,13 @@ import numpy as np
 import torch
 
 from occrecon.errors import ShapeError
-from occrecon.faces.nets import DETECTOR_ANCHORS, FaceLandmark68Net, TinyFaceDetectorNet, resize_bilinear_tf
+from occrecon.faces.nets import (
+    DETECTOR_ANCHORS,
+    SSD_INPUT_SIZE,
+    FaceLandmark68Net,
+    TinyFaceDetectorNet,
+    resize_bilinear_tf,
+)
 
 FACE_API_TO_CONVENTIONS = 0.5
 """Add to face-api's (integer-centre) coordinates to get ``CONVENTIONS.md`` coordinates."""
@@ -108,13 +114,15 @@ class FaceDetector:
     """Tiny face detector + 68-point landmarks (converted face-api weights from the asset cache).
 
     Args:
-        input_size: detector input side (multiple of 32; face-api's default 416). Larger finds
-            smaller faces, slower.
+        input_size: tiny detector input side (multiple of 32; face-api's default 416). Larger
+            finds smaller faces, slower. The SSD detector always works at 512.
         score_threshold: minimum objectness (face-api default 0.5).
         min_face_size: faces whose box's shorter side is below this many photo pixels are dropped.
         landmark_model: ``"face_landmark_68"`` (default) or ``"face_landmark_68_tiny"``.
         device: torch device for both networks.
         detector, landmarker: already built networks (tests); default: loaded from the cache.
+        kind: ``"tiny"`` (tiny face detector, 190 KB) or ``"ssd"`` (SSD MobileNet v1, 5.6 MB;
+            face-api's ``ssdMobilenetv1``: NMS at IoU 0.5, at most 100 faces).
 
     Raises:
         MissingAssetError: the converted weights are not cached (the message says how to fetch them).
@@ -129,14 +137,19 @@ class FaceDetector:
         device: str | torch.device = "cpu",
         detector: TinyFaceDetectorNet | None = None,
         landmarker: FaceLandmark68Net | None = None,
+        kind: str = "tiny",
     ):
         from occrecon.assets.face_api import load_face_model
 
         if input_size % 32:
             raise ValueError(f"input_size must be a multiple of 32, got {input_size}")
+        if kind not in ("tiny", "ssd"):
+            raise ValueError(f"detector kind must be 'tiny' or 'ssd', got {kind!r}")
+        self.kind = kind
         self.input_size, self.score_threshold, self.min_face_size = input_size, score_threshold, min_face_size
         self.device = torch.device(device)
-        self.detector = (detector or load_face_model("tiny_face_detector")).to(self.device).eval()
+        name = "tiny_face_detector" if kind == "tiny" else "ssd_mobilenetv1"
+        self.detector = (detector or load_face_model(name)).to(self.device).eval()
         self.landmarker = (landmarker or load_face_model(landmark_model)).to(self.device).eval()
 
     # -- face-api's own numbers -------------------------------------------------------------------
@@ -146,8 +159,33 @@ class FaceDetector:
         x = _to_input(image_tensor(image).to(self.device), self.input_size, centre=False)
         return self.detector(x)[0].cpu()
 
+    @torch.no_grad()
+    def face_api_ssd(self, image: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """The SSD's raw ``(boxes [5118, 4] (ymin, xmin, ymax, xmax), scores [5118])`` (tfjs ``forward``)."""
+        x = _to_input(image_tensor(image).to(self.device), SSD_INPUT_SIZE, centre=False)
+        boxes, scores = self.detector(x)
+        return boxes[0].double().cpu().numpy(), scores[0].double().cpu().numpy()
+
+    def _ssd_detect(self, image: np.ndarray | torch.Tensor) -> list[tuple[tuple[float, float, float, float], float]]:
+        h, w = np.asarray(image).shape[:2]
+        boxes, scores = self.face_api_ssd(image)
+        keep = np.nonzero(scores > self.score_threshold)[0]
+        yx = np.concatenate([np.minimum(boxes[:, :2], boxes[:, 2:]), np.maximum(boxes[:, :2], boxes[:, 2:])], 1)
+        xyxy = yx[keep][:, [1, 0, 3, 2]]
+        picked = [int(keep[i]) for i in nms(xyxy, scores[keep], 0.5)][:100]
+        scale = SSD_INPUT_SIZE / max(h, w)
+        pad_x, pad_y = SSD_INPUT_SIZE / round(w * scale), SSD_INPUT_SIZE / round(h * scale)
+        out = []
+        for i in picked:
+            top, bottom = max(0.0, boxes[i, 0]) * pad_y, min(1.0, boxes[i, 2]) * pad_y
+            left, right = max(0.0, boxes[i, 1]) * pad_x, min(1.0, boxes[i, 3]) * pad_x
+            out.append(((left * w, top * h, (right - left) * w, (bottom - top) * h), float(scores[i])))
+        return out
+
     def face_api_detect(self, image: np.ndarray | torch.Tensor) -> list[tuple[tuple[float, float, float, float], float]]:
         """face-api ``detectAllFaces``: ``[((x, y, width, height), score)]`` in face-api coordinates."""
+        if self.kind == "ssd":
+            return self._ssd_detect(image)
         h, w = np.asarray(image).shape[:2]
         raw = self.face_api_raw(image).double()
         cells = raw.shape[0]

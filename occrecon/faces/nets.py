@@ -154,3 +154,100 @@ class FaceLandmark68Net(nn.Module):
         pool = 14 if self.tiny else 7  # tf.avgPool(out, [k, k], [2, 2], 'valid') over the whole map
         out = F.avg_pool2d(out, pool, 2).flatten(1)
         return self.fc(out).view(-1, 68, 2)
+
+
+# --- SSD MobileNet v1 (face-api ``ssdMobilenetv1``) --------------------------------------------------
+SSD_INPUT_SIZE = 512
+_SSD_PAIRS = ((32, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 512), (512, 512), (512, 512),
+              (512, 512), (512, 512), (512, 512), (512, 1024), (1024, 1024))  # fmt: skip
+_SSD_PREDICTION = ((1, 1024, 256), (3, 256, 512), (1, 512, 128), (3, 128, 256), (1, 256, 128), (3, 128, 256),
+                   (1, 256, 64), (3, 64, 128))  # fmt: skip
+_SSD_HEADS = ((512, 3), (1024, 6), (512, 6), (256, 6), (256, 6), (128, 6))  # (channels in, anchors per cell)
+
+
+def ssd_weight_shapes() -> dict[str, tuple[int, ...]]:
+    """tfjs names and shapes of the SSD weights this port uses (tfjs layouts, kept as they are)."""
+    shapes: dict[str, tuple[int, ...]] = {
+        "MobilenetV1/Conv2d_0_pointwise/weights": (3, 3, 3, 32),
+        "MobilenetV1/Conv2d_0_pointwise/convolution_bn_offset": (32,),
+    }
+    for i, (c_in, c_out) in enumerate(_SSD_PAIRS, start=1):
+        p = f"MobilenetV1/Conv2d_{i}_depthwise"
+        shapes[f"{p}/depthwise_weights"] = (3, 3, c_in, 1)
+        for leaf in ("gamma", "beta", "moving_mean", "moving_variance"):
+            shapes[f"{p}/BatchNorm/{leaf}"] = (c_in,)
+        shapes[f"MobilenetV1/Conv2d_{i}_pointwise/weights"] = (1, 1, c_in, c_out)
+        shapes[f"MobilenetV1/Conv2d_{i}_pointwise/convolution_bn_offset"] = (c_out,)
+    for i, (k, c_in, c_out) in enumerate(_SSD_PREDICTION):
+        shapes[f"Prediction/Conv2d_{i}_pointwise/weights"] = (k, k, c_in, c_out)
+        shapes[f"Prediction/Conv2d_{i}_pointwise/convolution_bn_offset"] = (c_out,)
+    for i, (c_in, anchors) in enumerate(_SSD_HEADS):
+        for head, per in (("BoxEncodingPredictor", 4), ("ClassPredictor", 3)):
+            shapes[f"Prediction/BoxPredictor_{i}/{head}/weights"] = (1, 1, c_in, anchors * per)
+            shapes[f"Prediction/BoxPredictor_{i}/{head}/biases"] = (anchors * per,)
+    shapes["Output/extra_dim"] = (1, 5118, 4)
+    return shapes
+
+
+def _hwio(w: torch.Tensor) -> torch.Tensor:
+    return w.permute(3, 2, 0, 1)
+
+
+class SsdMobilenetV1Net(nn.Module):
+    """face-api ``SsdMobilenetv1`` (MobileNet v1 + 6 SSD heads, 5118 anchors stored in the weights).
+
+    Parameters keep face-api's names (``params["MobilenetV1/Conv2d_1_depthwise/depthwise_weights"]``)
+    and tfjs layouts; ``forward`` permutes them. Input ``[B, 3, 512, 512]`` RGB in ``[0, 255]``
+    (padded/resized like the tiny detector's input); output ``(boxes [B, 5118, 4]`` as
+    ``(ymin, xmin, ymax, xmax)`` fractions of the padded square, ``scores [B, 5118])``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.params = nn.ParameterDict(
+            {name: nn.Parameter(torch.zeros(shape), requires_grad=False) for name, shape in ssd_weight_shapes().items()}
+        )
+
+    def _pointwise(self, x: torch.Tensor, prefix: str, stride: int) -> torch.Tensor:
+        w = self.params[f"{prefix}/weights"]
+        out = F.conv2d(pad_same(x, w.shape[0], stride), _hwio(w), stride=stride)
+        return (out + self.params[f"{prefix}/convolution_bn_offset"].view(1, -1, 1, 1)).clamp(0, 6)
+
+    def _depthwise(self, x: torch.Tensor, i: int, stride: int) -> torch.Tensor:
+        p = f"MobilenetV1/Conv2d_{i}_depthwise"
+        w = self.params[f"{p}/depthwise_weights"].permute(2, 3, 0, 1)  # [3, 3, C, 1] -> [C, 1, 3, 3]
+        out = F.conv2d(pad_same(x, 3, stride), w, stride=stride, groups=w.shape[0])
+        g = {k: self.params[f"{p}/BatchNorm/{k}"].view(1, -1, 1, 1) for k in ("gamma", "beta", "moving_mean", "moving_variance")}
+        out = (out - g["moving_mean"]) / torch.sqrt(g["moving_variance"] + 0.0010000000474974513) * g["gamma"] + g["beta"]
+        return out.clamp(0, 6)
+
+    def _head(self, x: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        outs = []
+        for head, per in (("BoxEncodingPredictor", 4), ("ClassPredictor", 3)):
+            p = f"Prediction/BoxPredictor_{i}/{head}"
+            y = F.conv2d(x, _hwio(self.params[f"{p}/weights"]), self.params[f"{p}/biases"])
+            outs.append(y.permute(0, 2, 3, 1).reshape(x.shape[0], -1, per))  # NHWC order, like tfjs' reshape
+        return outs[0], outs[1]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self._pointwise(x / 127.5 - 1.0, "MobilenetV1/Conv2d_0_pointwise", 2)
+        conv11 = out
+        for i in range(1, 14):
+            out = self._depthwise(out, i, 2 if i in (2, 4, 6, 12) else 1)
+            out = self._pointwise(out, f"MobilenetV1/Conv2d_{i}_pointwise", 1)
+            if i == 11:
+                conv11 = out
+        feats, p = [conv11, out], out
+        for i in range(8):
+            p = self._pointwise(p, f"Prediction/Conv2d_{i}_pointwise", 2 if i % 2 else 1)
+            if i % 2:
+                feats.append(p)
+        heads = [self._head(f, i) for i, f in enumerate(feats)]
+        enc = torch.cat([h[0] for h in heads], 1)
+        cls = torch.cat([h[1] for h in heads], 1)
+        anchors = self.params["Output/extra_dim"][0]
+        size = anchors[:, 2:] - anchors[:, :2]
+        centre = anchors[:, :2] + size / 2
+        half = torch.exp(enc[..., 2:] / 5) * size / 2
+        mid = enc[..., :2] / 10 * size + centre
+        return torch.cat([mid - half, mid + half], -1), torch.sigmoid(cls[..., 1])

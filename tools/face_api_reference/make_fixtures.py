@@ -52,11 +52,14 @@ def main() -> None:
     grids = {}
     for image in out["images"]:
         grids[image["name"]] = np.asarray(image.pop("detector_output"), np.float32).reshape(image.pop("detector_output_shape"))
+        grids[f"{image['name']}_ssd_scores"] = np.asarray(image.pop("ssd_scores"), np.float32)
+        image.pop("ssd_boxes")  # checked through the final boxes (keeps the fixture small)
     FIXTURES.mkdir(parents=True, exist_ok=True)
     (FIXTURES / "reference.json").write_text(json.dumps(out, indent=1))
     np.savez_compressed(FIXTURES / "reference_detector_grids.npz", **grids)
     for image in out["images"]:
-        print(image["name"], [(round(f["score"], 3), [round(v) for v in f["box"]]) for f in image["faces"]])
+        print(image["name"], [(round(f["score"], 3), [round(v) for v in f["box"]]) for f in image["faces"]],
+              "ssd", [(round(f["score"], 3), [round(v) for v in f["box"]]) for f in image["ssd_faces"]])
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ async function main() {
   await faceapi.nets.tinyFaceDetector.loadFromDisk(modelDir);
   await faceapi.nets.faceLandmark68Net.loadFromDisk(modelDir);
   await faceapi.nets.faceLandmark68TinyNet.loadFromDisk(modelDir);
+  await faceapi.nets.ssdMobilenetv1.loadFromDisk(modelDir);
   const out = { backend: tf.getBackend(), tfjs: tf.version.tfjs, faceapi: faceapi.version, images: [] };
   for (const job of JSON.parse(fs.readFileSync(jobsPath, 'utf8'))) {
     const bytes = new Uint8Array(fs.readFileSync(job.raw));
@@ -38,8 +39,14 @@ async function main() {
         landmarks68_tiny: tiny.positions.map((p) => [p.x, p.y]),
       });
     }
+    const ssdRaw = await faceapi.nets.ssdMobilenetv1.forward(image);
+    const ssd = await faceapi.detectAllFaces(image, new faceapi.SsdMobilenetv1Options({ minConfidence: 0.5 }));
     out.images.push({ name: job.name, height: job.height, width: job.width, input_size: inputSize,
-      detector_output_shape: raw.shape, detector_output: Array.from(raw.dataSync()), faces });
+      detector_output_shape: raw.shape, detector_output: Array.from(raw.dataSync()), faces,
+      ssd_scores: Array.from(ssdRaw.scores[0].dataSync()), ssd_boxes: Array.from(ssdRaw.boxes[0].dataSync()),
+      ssd_faces: ssd.map((d) => ({ score: d.score, box: [d.box.x, d.box.y, d.box.width, d.box.height] })) });
+    ssdRaw.scores.forEach((t) => t.dispose());
+    ssdRaw.boxes.forEach((t) => t.dispose());
     raw.dispose();
     image.dispose();
   }
