@@ -56,6 +56,14 @@ def port_vs_original(images: dict[str, np.ndarray]) -> list[str]:
             faces += 1
     rows = [f"| faces compared | {faces} (astronaut, grace_hopper, pair x2, astronaut_portrait) |",
             f"| box, max abs difference | {box_diff:.2e} px |", f"| score, max abs difference | {score_diff:.1e} |"]  # fmt: skip
+    ssd, grids = FaceDetector(kind="ssd", min_face_size=0), np.load(FIXTURES / "reference_detector_grids.npz")
+    ssd_score = ssd_box = 0.0
+    for im in reference["images"]:
+        _, scores = ssd.face_api_ssd(images[im["name"]])
+        ssd_score = max(ssd_score, float(np.abs(scores - grids[f"{im['name']}_ssd_scores"]).max()))
+        for (box, _), ref in zip(ssd.face_api_detect(images[im["name"]]), im["ssd_faces"], strict=True):
+            ssd_box = max(ssd_box, float(np.abs(np.subtract(box, ref["box"])).max()))
+    rows.append(f"| SSD MobileNet v1: 5118 anchor scores / final boxes, max abs difference | {ssd_score:.1e} / {ssd_box:.1e} px |")
     for key, values in lm.items():
         arr = np.array(values)
         rows.append(f"| {key}: max abs difference / NME (inter-ocular) | {arr[:, 0].max():.1e} px / {arr[:, 1].max():.1e} |")
