@@ -62,6 +62,7 @@ def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_agent_command(tmp_path: Path, synth_root: Path, monkeypatch: pytest.MonkeyPatch, run_id: str,
+                      extra_env: dict[str, str] | None = None,
                       **chosen: Any) -> tuple[subprocess.CompletedProcess, list[str]]:  # fmt: skip
     sweep = yaml.safe_load(SWEEP.read_text())
     # The test's only change to the file: the tiny overlay (debug budget), placed before the arguments.
@@ -72,7 +73,7 @@ def run_agent_command(tmp_path: Path, synth_root: Path, monkeypatch: pytest.Monk
     command, env = agent_command(sweep, args, run_id, monkeypatch, tmp_path / "wandb")
     env = {k: v for k, v in env.items() if not k.startswith(("OCCRECON_", "PL_", "SLURM_"))}
     env.update(WANDB_MODE="offline", PYTHONPATH=str(REPO), OMP_NUM_THREADS="1",
-               PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]))  # fmt: skip
+               PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]), **(extra_env or {}))  # fmt: skip
     elsewhere = tmp_path / "agent-cwd"  # not the checkout: relative -c paths must still resolve
     elsewhere.mkdir()
     result = subprocess.run(command, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=600)
@@ -100,11 +101,9 @@ def test_agent_command_trains_end_to_end_offline(
 def test_agent_run_needing_identity_fails_at_start_without_weights(
     tmp_path: Path, synth_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from occrecon.assets.face_api import default_weights_path
-
-    if default_weights_path().is_file():
-        pytest.skip("identity weights are cached on this machine")
-    result, _ = run_agent_command(tmp_path, synth_root, monkeypatch, "sweeprun2", **{"model.loss.weights.feat": 0.2})
+    # an empty asset cache: this machine has no identity weights
+    empty = {"OCCRECON_CACHE": str(tmp_path / "empty-cache")}
+    result, _ = run_agent_command(tmp_path, synth_root, monkeypatch, "sweeprun2", empty, **{"model.loss.weights.feat": 0.2})
     assert result.returncode == 2
     assert "model.loss.require_identity=true but L_feat is unavailable" in result.stderr
     assert not (tmp_path / "runs" / "sweeprun2" / "checkpoints" / "last.ckpt").exists()
