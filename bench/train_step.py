@@ -89,8 +89,10 @@ class Clock:
         module.register_forward_hook(post)
 
 
-def step_timer(clock: Clock, warmup: int) -> Any:
-    """A Lightning callback recording per-step seconds, loader gaps and the clock's labels."""
+def step_timer(clock: Clock, warmup: int, steps: int) -> Any:
+    """A Lightning callback recording per-step seconds, loader gaps and the clock's labels; it
+    stops the fit after ``warmup + steps`` batches (``max_steps`` counts optimizer steps, two per
+    batch for the GAN stages)."""
     import lightning as L
 
     class StepTimer(L.Callback):
@@ -113,6 +115,8 @@ def step_timer(clock: Clock, warmup: int) -> Any:
             self.calls += 1  # not batch_idx: an epoch of a tiny set can be one batch
             if self.calls > warmup:
                 self.rows.append({"step": self._end - self._t0, "loader": self._gap or math.nan, **clock.spent})
+            if self.calls >= warmup + steps:
+                trainer.should_stop = True
 
     return StepTimer()
 
@@ -152,12 +156,12 @@ def time_stage(
             clock.hook_module("losses", target)
         elif callable(target):
             setattr(system, name, clock.wrap("losses", target))
-    timer = step_timer(clock, args.warmup)
+    timer = step_timer(clock, args.warmup, args.steps)
     original = MeshRenderer.render
     MeshRenderer.render = clock.wrap("render", original)
     try:
         trainer = L.Trainer(
-            accelerator=device.type, devices=1, max_steps=args.warmup + args.steps, max_epochs=1000, logger=False,
+            accelerator=device.type, devices=1, max_steps=10 * (args.warmup + args.steps), max_epochs=1000, logger=False,
             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
             limit_val_batches=0, num_sanity_val_steps=0, callbacks=[timer],
             precision="bf16-mixed" if device.type == "cuda" and args.bf16 else "32-true",
