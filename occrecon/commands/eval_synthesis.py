@@ -16,16 +16,16 @@ GROUP = "eval"
 
 def run_synthesis(args: argparse.Namespace) -> int:
     """Handler of ``occrecon eval synthesis``; 0 on success, 1 on a user error (message printed)."""
-    from occrecon.commands.evaluate import load_system
+    from occrecon.commands.evaluate import load_system, synthetic_loader
     from occrecon.errors import OccreconError
-    from occrecon.evaluation.synthesis import evaluate_synthesis, load_synthesis
+    from occrecon.evaluation.synthesis import FIELDS, evaluate_synthesis
 
     try:
-        system = load_synthesis(args.ckpt)
+        system = load_system(args.ckpt, "synthesis")
         parsing = load_system(args.parsing_ckpt, "parsing") if args.parsing_ckpt else None
         edges = load_system(args.edge_ckpt, "edge_lines") if args.edge_ckpt else None
-        scores, notes = evaluate_synthesis(args.data, system, args.split, parsing, edges, args.identity,
-                                           args.batch_size, args.max_batches, args.image_size)  # fmt: skip
+        batches = synthetic_loader(args.data, args.split, args.batch_size, FIELDS, args.image_size)
+        scores, notes = evaluate_synthesis(batches, system, parsing, edges, args.identity, args.max_batches)
     except (OccreconError, FileNotFoundError) as err:
         print(f"error: {err}")
         return 1

@@ -39,12 +39,12 @@ def synthetic_loader(
     return DataLoader(ConcatDataset([dm.datasets[s] for s in splits]), batch_size=batch_size, shuffle=False)
 
 
-def load_system(checkpoint: str | Path, kind: str) -> Any:
-    """A trained ``ParsingSystem`` / ``EdgeLinesSystem`` from an ``occrecon fit`` checkpoint (eval mode, CPU)."""
-    from occrecon.systems.edge_lines import EdgeLinesSystem
-    from occrecon.systems.parsing import ParsingSystem
+def load_system(checkpoint: str | Path, stage: str) -> Any:
+    """The trained system of the registered ``stage`` (``parsing``, ``edge_lines``, ``synthesis``, ...)
+    from an ``occrecon fit`` checkpoint, in eval mode on the CPU."""
+    from occrecon.registry import get_stage
 
-    cls = ParsingSystem if kind == "parsing" else EdgeLinesSystem
+    cls = get_stage(stage).load("system")
     return cls.load_from_checkpoint(str(checkpoint), map_location="cpu", weights_only=True).eval()
 
 

@@ -183,9 +183,9 @@ def identity_embedder(kind: str = "dlib", path: str | None = None) -> tuple[Call
         return None, reason
 
     def embed(images: torch.Tensor, landmarks: torch.Tensor | None = None) -> torch.Tensor:
-        from occrecon.systems.synthesis import SynthesisSystem
+        from occrecon.nets.identity import identity_input
 
-        return network.to(images.device)(SynthesisSystem.identity_crop(network, images, landmarks))
+        return network.to(images.device)(identity_input(network, images, landmarks))
 
     return embed, ""
 
@@ -222,44 +222,21 @@ def score_batches(
     return scores
 
 
-def load_synthesis(checkpoint: str | Path) -> Any:
-    """A trained ``SynthesisSystem`` from an ``occrecon fit`` checkpoint (eval mode, CPU)."""
-    from occrecon.systems.synthesis import SynthesisSystem
-
-    return SynthesisSystem.load_from_checkpoint(str(checkpoint), map_location="cpu", weights_only=True).eval()
-
-
-def synthetic_loader(root: str | Path, split: str, batch_size: int, image_size: int | None) -> Any:
-    """Un-augmented loader of a synthetic split (train, val, test or all) with :data:`FIELDS`."""
-    from torch.utils.data import ConcatDataset, DataLoader
-
-    from datamodules.synthetic import SyntheticDataModule
-
-    dm = SyntheticDataModule(root=str(root), image_size=image_size, fields=FIELDS, batch_size=batch_size,
-                             augment=False, generate=False)  # fmt: skip
-    dm.setup()
-    splits = ("train", "val", "test") if split == "all" else (split,)
-    return DataLoader(ConcatDataset([dm.datasets[s] for s in splits]), batch_size=batch_size, shuffle=False)
-
-
 def evaluate_synthesis(
-    root: str | Path,
+    batches: Any,
     system: Any,
-    split: str = "test",
     parsing_system: Any = None,
     edge_system: Any = None,
     identity: str = "dlib",
-    batch_size: int = 8,
     max_batches: int = 0,
-    image_size: int | None = None,
 ) -> tuple[SynthesisScores, str]:
-    """Score ``system`` and the baselines on a synthetic split (module docstring). Returns the scores
-    and a note on what was left out (identity weights missing)."""
+    """Score ``system`` and the baselines over the batches of a synthetic split (module docstring;
+    ``occrecon eval synthesis`` loads them with :func:`occrecon.commands.evaluate.synthetic_loader`
+    and :data:`FIELDS`). Returns the scores and a note on what was left out (identity weights missing)."""
     from occrecon.evaluation.common import first_batches
 
     embed, reason = identity_embedder(identity) if identity != "none" else (None, "identity: none")
-    loader = synthetic_loader(root, split, batch_size, image_size)
-    scores = score_batches(system, first_batches(loader, max_batches), parsing_system, edge_system, embed)
+    scores = score_batches(system, first_batches(batches, max_batches), parsing_system, edge_system, embed)
     notes = [] if embed is not None else [f"no identity cosine ({reason})"]
     if parsing_system is None:
         notes.append("no eye_g count (no parsing checkpoint)")

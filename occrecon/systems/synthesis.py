@@ -47,7 +47,6 @@ from typing import Any, NamedTuple
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -65,6 +64,7 @@ from occrecon.losses.synthesis import (
     parsing_consistency,
     perceptual,
 )
+from occrecon.nets.identity import identity_input
 from occrecon.nets.patch_discriminator import MultiScalePatchDiscriminator
 from occrecon.nets.synthesis import FrozenFeatures, SynthesisGenerator, vgg19_features
 from occrecon.systems.common import image_loggers, log_image
@@ -419,15 +419,8 @@ class SynthesisSystem(ManualGANMixin, L.LightningModule):
 
     @staticmethod
     def identity_crop(network: Any, images: torch.Tensor, landmarks: torch.Tensor | None) -> torch.Tensor:
-        """Identity-network input: aligned to its 5-point template with the batch's 68 landmarks,
-        else the whole image resized (both images of a pair share their geometry either way)."""
-        if landmarks is not None and landmarks.shape[-2] == 68:
-            from occrecon.alignment import align_faces
-            from occrecon.landmarks import five_points
-
-            return align_faces(images, five_points(landmarks.float()), network.template, network.input_size)
-        size = int(network.input_size)
-        return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        """Identity-network input (:func:`occrecon.nets.identity.identity_input`)."""
+        return identity_input(network, images, landmarks)
 
     def _embed(self, network: Any, images: torch.Tensor, landmarks: torch.Tensor | None) -> torch.Tensor:
         return network(self.identity_crop(network, images, landmarks))
