@@ -183,16 +183,10 @@ def fetch_face_recognition(tarball: str | Path | None = None, force: bool = Fals
 
 
 def check_dlib_state_dict(state: Mapping[str, torch.Tensor], where: str) -> None:
-    """Raise :class:`DataFormatError` unless ``state`` has DlibResNet's exact keys and shapes."""
+    """Raise :class:`DataFormatError` unless ``state`` has DlibResNet's exact keys and shapes (117 tensors)."""
     from occrecon.nets.identity.dlib_resnet import DlibResNet
 
-    expected = {k: tuple(v.shape) for k, v in DlibResNet().state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in state.items()}
-    if got != expected:
-        missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
-        wrong = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])
-        raise DataFormatError(where, "the 117 tensors of face-api's face recognition net",
-                              got=f"missing {missing[:3]}, unexpected {extra[:3]}, wrong shape {wrong[:3]}")  # fmt: skip
+    check_state_dict(state, DlibResNet(), where)
 
 
 def load_face_recognition_state_dict(path: str | Path | None = None) -> dict[str, torch.Tensor]:
