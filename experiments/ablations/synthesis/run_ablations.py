@@ -46,8 +46,8 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from occrecon.commands.evaluate import load_system
-    from occrecon.evaluation.synthesis import evaluate_synthesis, load_synthesis
+    from occrecon.commands.evaluate import load_system, synthetic_loader
+    from occrecon.evaluation.synthesis import FIELDS, evaluate_synthesis
 
     torch.set_num_threads(2)
     out = Path(args.out)
@@ -75,8 +75,9 @@ def main() -> None:
             winner = max(("spade", "concat"), key=lambda n: results.get(n, {}).get("synthesis", {}).get("psnr_mask", -1))
             overlays.insert(2, HERE / f"{winner}.yaml")
         ckpt, seconds = fit(name, overlays, data + [f"model.parsing_ckpt={parsing_ckpt}", *args.overrides], out)
-        system = load_synthesis(ckpt)
-        scores, notes = evaluate_synthesis(args.data, system, "test", parsing, None, "dlib", 8, args.max_batches, 64)
+        system = load_system(ckpt, "synthesis")
+        batches = synthetic_loader(args.data, "test", 8, FIELDS, 64)
+        scores, notes = evaluate_synthesis(batches, system, parsing, None, "dlib", args.max_batches)
         results[name] = {**scores.compute(), "fit_seconds": seconds, "conditioning": system.hparams.conditioning,
                          "effective_weights": system.effective_weights, "notes": notes, "table": scores.table(),
                          "images": scores.count}  # fmt: skip
