@@ -240,6 +240,8 @@ class SyntheticDataModule(L.LightningDataModule):
             manifest, an empty or non-JSON one) raises DataFormatError: nothing is written into it.
         skip_bad: skip and count samples that fail to load (NaN values, corrupt shards), as the
             real data sets do (``datamodules.common``).
+        shuffle: shuffle the train split every epoch (``False``: stored order, e.g. to compare a
+            DDP run with one process of the same global batch; such a loader is not resumable mid-epoch).
         synth_n, synth_size, synth_seed, synth_workers, synth_options: generator settings
             (``synth_options``: further ``occrecon.synth.config.SynthConfig`` keys).
     """
@@ -270,9 +272,10 @@ class SyntheticDataModule(L.LightningDataModule):
         seed: int = 0,
         pin_memory: bool = False,
         skip_bad: bool = False,
+        shuffle: bool = True,
     ) -> None:
         super().__init__()
-        self.skip_bad = skip_bad
+        self.skip_bad, self.shuffle = skip_bad, shuffle
         self.root = Path(root) if root else default_root()
         self.image_size = image_size  # serve at this side (None: the stored size)
         self.fields = tuple(DEFAULT_FIELDS if fields is None else fields)
@@ -357,7 +360,7 @@ class SyntheticDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train", shuffle=self.shuffle)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)

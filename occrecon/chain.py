@@ -259,8 +259,7 @@ def _detail_config(config: dict[str, Any], built: Mapping[str, nn.Module]) -> No
 def _run_detail(system: Any, state: dict[str, Any]) -> None:
     """Bump map on ``I_out`` (else ``I_in``) over the maps of the chain's own coarse prediction."""
     image = _detail_image(system, state)
-    coarse = system.maps_from_coeffs(state["coeffs"].detach())
-    out = system.detail(image, coarse)
+    out, coarse = system.detail_from_coeffs(image, state["coeffs"])
     state["detail"] = (image, out, coarse)
     state["bump"], state["depth_detail"] = out.phi / 255.0, out.depth
 

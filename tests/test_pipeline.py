@@ -247,3 +247,15 @@ def test_detail_closes_the_chain_on_the_coarse_prediction(dataset: Path) -> None
     total.backward()
     assert all(p.grad is None for p in system.stages["reconstruction"].parameters())
     assert any(p.grad is not None for p in system.stages["detail"].net.parameters())
+
+
+def test_frozen_batchnorm_keeps_running_statistics_of_trainable_stages(batch: dict) -> None:
+    system = _pipeline()
+    system.frozen_batchnorm = True
+    system.train()
+    coarse = system.stages["reconstruction"]
+    norms = [m for m in coarse.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and not any(m.training for m in norms) and coarse.regressor.training
+    before = [m.running_mean.clone() for m in norms]
+    system.losses(system(batch["image"]), batch)[0].backward()
+    assert all(torch.equal(a, m.running_mean) for a, m in zip(before, norms, strict=True))

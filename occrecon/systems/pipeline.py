@@ -86,9 +86,14 @@ class PipelineLossConfig:
 @dataclass
 class PipelineModelConfig(BaseModelConfig):
     """``model`` section of the composite stage (module docstring). ``width`` is handed to the
-    stages built without a checkpoint that do not set their own."""
+    stages built without a checkpoint that do not set their own. ``frozen_batchnorm``: the
+    trainable stages' BatchNorm layers keep their running statistics (eval mode) while the rest of
+    the stage is fine-tuned -- the usual choice for small per-device batches; without it, several
+    CUDA processes share batch statistics through SyncBatchNorm (torch has no CPU SyncBatchNorm:
+    on CPU each process normalises by its own batch)."""
 
     stages: dict[str, StageEntry] = field(default_factory=dict)
+    frozen_batchnorm: bool = False
     loss: PipelineLossConfig = field(default_factory=PipelineLossConfig)
 
 
@@ -101,9 +106,11 @@ class PipelineSystem(L.LightningModule):
         optimizer: dict[str, Any] | None = None,
         scheduler: dict[str, Any] | None = None,
         stages: dict[str, Any] | None = None,
+        frozen_batchnorm: bool = False,
         loss: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        configured = stages
         stages = {name: {**vars(StageEntry()), **dict(entry or {})} for name, entry in (stages or {}).items()}
         if not stages:
             raise ConfigError("model.stages: name at least one stage of the chain")
@@ -133,22 +140,25 @@ class PipelineSystem(L.LightningModule):
         self.trainable = [n for n in self.stages if stages[n]["trainable"]]
         names = CHAIN_METRICS + tuple(f"{m}_without_synthesis" for m in CHAIN_METRICS)
         self.val_metrics = ReconstructionMetrics(names)
+        self.frozen_batchnorm = frozen_batchnorm
         self._freeze()
+        self.train()
         for name in self.trainable:  # helper networks a trainable stage's loss needs (its own setup's job)
             prepare = getattr(self.stages[name], "build_frozen_networks", None)
             if prepare is not None:
                 prepare()
+        self.resolved_stages = stages  # every stage's config inline: written into checkpoints
         self.save_hyperparameters({"width": width, "optimizer": optimizer, "scheduler": scheduler,
-                                   "stages": stages, "loss": loss})  # fmt: skip
+                                   "stages": configured, "frozen_batchnorm": frozen_batchnorm, "loss": loss})  # fmt: skip
 
     # -- freezing (decided here, before fit) --------------------------------------------------------
     def _freeze(self) -> None:
         for name, system in self.stages.items():
-            frozen = name not in self.trainable
-            system.requires_grad_(not frozen)
+            # a trainable stage keeps its own choices (e.g. an EMA copy never takes gradients)
             for part in LINKS[name].frozen_parts:
                 getattr(system, part).requires_grad_(False)
-            if frozen:
+            if name not in self.trainable:
+                system.requires_grad_(False)
                 system.eval()
 
     def train(self, mode: bool = True) -> PipelineSystem:
@@ -157,11 +167,15 @@ class PipelineSystem(L.LightningModule):
         for name, system in self.stages.items():
             if name not in self.trainable:
                 system.eval()
+            elif self.frozen_batchnorm:
+                for module in system.modules():
+                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                        module.eval()
         return self
 
     def setup(self, stage: str) -> None:
         # BatchNorm statistics over all ranks for the stages that train (before DDP wraps the model)
-        if self.trainer.world_size > 1:
+        if self.trainer.world_size > 1 and not self.frozen_batchnorm and self.trainer.strategy.root_device.type == "cuda":
             for name in self.trainable:
                 self.stages[name] = nn.SyncBatchNorm.convert_sync_batchnorm(self.stages[name])
 
@@ -256,6 +270,8 @@ class PipelineSystem(L.LightningModule):
             state.update({prefix + k: v for k, v in sub["state_dict"].items()})
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # the checkpoint rebuilds every stage from its inline config: no stage file is needed to load it
+        checkpoint["hyper_parameters"] = {**checkpoint.get("hyper_parameters", {}), "stages": self.resolved_stages}
         self._per_stage(checkpoint, "on_save_checkpoint")
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
