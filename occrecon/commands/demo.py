@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 #: Stages the demo trains, in pipeline order (each needs experiments/<stage>/synthetic.yaml,
 #: experiments/demo/<stage>.yaml and a ``demo_section`` function in occrecon/evaluation/<stage>.py).
-DEMO_STAGES: tuple[str, ...] = ("parsing", "edge_lines", "reconstruction")
+DEMO_STAGES: tuple[str, ...] = ("parsing", "edge_lines", "synthesis", "reconstruction", "detail", "pipeline")
 TINY_N = 12
 """Samples of a ``--tiny`` smoke run (enough for non-empty train/val/test splits)."""
 
