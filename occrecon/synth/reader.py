@@ -36,7 +36,8 @@ def identity_splits(identities: Iterable[int], val_fraction: float = 0.1, test_f
     Identities are ordered by a fixed hash of their id (independent of the seed); the first
     ``round(K * test_fraction)`` go to test, the next ``round(K * val_fraction)`` to val, the rest to
     train, where ``K`` is the number of identities. A non-zero fraction gets at least one identity
-    once ``K >= 3``, so small data sets never have an empty val or test split.
+    once ``K >= 3``, so small data sets never have an empty val or test split, and train keeps at
+    least one identity then too.
     """
     ids = sorted(set(int(i) for i in identities), key=lambda i: derive_seed("occrecon-synth-split", i))
     count = len(ids)
@@ -45,7 +46,7 @@ def identity_splits(identities: Iterable[int], val_fraction: float = 0.1, test_f
         return max(1, round(count * fraction)) if (fraction > 0 and count >= 3) else round(count * fraction)
 
     n_test = share(test_fraction)
-    n_val = min(share(val_fraction), count - n_test)
+    n_val = max(0, min(share(val_fraction), count - n_test - (1 if count >= 3 else 0)))
     return {i: ("test" if k < n_test else "val" if k < n_test + n_val else "train") for k, i in enumerate(ids)}
 
 
