@@ -112,3 +112,28 @@ def test_checkpoint_prediction_starts_the_fit(photos, tmp_path, capsys):
     refined = np.load(out / "astronaut" / "face0.npz")
     np.testing.assert_allclose(refined["initial"], expected, atol=1e-4)
     assert np.abs(refined["coeffs"] - refined["initial"]).max() > 1e-3
+
+
+def test_reconstruct_with_an_exported_chain(photos, tmp_path, capsys):
+    """`--pipeline`: the chain's coarse prediction starts the fit and its M_fin is the photometric mask."""
+    from occrecon.chain import export_checkpoint
+    from occrecon.systems.pipeline import PipelineSystem
+
+    torch.manual_seed(0)
+    stages = {
+        "parsing": {"model": {"depth": 18, "width": 8}},
+        "edge_lines": {"model": {"num_stacks": 1, "hourglass_depth": 2, "width": 8}},
+        "reconstruction": {"model": {"depth": 18, "width": 8, "image_size": 224, "identity": "none", "renderer": "torch"}},
+    }
+    chain = export_checkpoint(PipelineSystem(width=8, stages=stages).eval(), tmp_path / "chain.ckpt")
+    priors, layout, size, face_model = command.pipeline_priors(str(chain))
+    crop = torch.rand(1, 3, size, size)
+    assert priors.coeffs(crop).shape == (1, face_model.layout(layout).size)
+    assert priors.labels(crop).shape == (1, size, size) and priors.labels(crop).dtype == torch.int64
+    single = tmp_path / "one"
+    single.mkdir()
+    (single / "astronaut.png").write_bytes((photos / "astronaut.png").read_bytes())
+    rc = _run([str(single), "--out", str(tmp_path / "out"), "--pipeline", str(chain), "--fit-steps", "5",
+               "--landmark-steps", "20", "--quiet"])  # fmt: skip
+    assert rc == 0, capsys.readouterr().out
+    assert (tmp_path / "out" / "astronaut" / "face0.obj").is_file()

@@ -62,8 +62,46 @@ def build_priors(args: argparse.Namespace):  # noqa: ANN201 - (NetworkPriors, mo
         # run on the fit's deep3d crop (the parsing stage trains on CelebA-HQ crops: slightly wider)
         parsing = load_system(args.parsing_ckpt, "parsing")
         priors.labels = parsing.predict_labels
-    # PIPELINE HOOK: a `--pipeline PATH` option fills priors.coeffs / priors.labels from the chain here.
+    if args.pipeline:
+        priors, layout, size, face_model = pipeline_priors(args.pipeline)
     return priors, model, model_dir, layout, size, face_model
+
+
+def pipeline_priors(path: str):  # noqa: ANN201 - (NetworkPriors, layout, size, face model)
+    """Priors from an exported chain (``occrecon export-pipeline``): its coarse stage's ``y`` (on the
+    chain's ``I_out`` when a synthesis stage is in it) starts the fit, and ``M_fin`` (else ``M_fa``)
+    masks the photometric term, so occluders never pull the shape."""
+    import torch
+    import torch.nn.functional as F
+
+    from occrecon.errors import ConfigError
+    from occrecon.faces.reconstruct import NetworkPriors
+    from occrecon.systems.pipeline import PipelineSystem
+
+    chain = PipelineSystem.load_from_checkpoint(path, map_location="cpu", weights_only=True).eval()
+    if "reconstruction" not in chain.stages:
+        raise ConfigError(f"{path}: the chain {chain.order} has no coarse stage (reconstruction) to start the fit")
+    coarse = chain.stages["reconstruction"]
+    size = coarse.hparams.image_size
+    cache: dict[int, dict] = {}
+
+    def state(crop: torch.Tensor) -> dict:
+        key = id(crop)
+        if key not in cache:
+            cache.clear()
+            with torch.no_grad():
+                cache[key] = chain(F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True))
+        return cache[key]
+
+    def labels(crop: torch.Tensor) -> torch.Tensor:
+        maps = state(crop)
+        chosen = maps.get("M_fin", maps.get("M_fa"))
+        return F.interpolate(chosen[:, None].float(), size=crop.shape[-2:], mode="nearest")[:, 0].long()
+
+    priors = NetworkPriors(coeffs=lambda crop: state(crop)["coeffs"])
+    if "parsing" in chain.stages:
+        priors.labels = labels
+    return priors, coarse.layout.kind, size, coarse.face_model
 
 
 def run(args: argparse.Namespace) -> int:
@@ -153,6 +191,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model-dir", default=None, help="folder holding the SFM/BFM files")
     parser.add_argument("--ckpt", default=None, help="coarse-stage checkpoint: its prediction starts the fit")
     parser.add_argument("--parsing-ckpt", default=None, help="parsing-stage checkpoint: photometric mask + picture")
+    parser.add_argument("--pipeline", default=None, metavar="PATH",
+                        help="exported chain (occrecon export-pipeline): its y starts the fit, its M_fin masks L_phot")  # fmt: skip
     parser.add_argument("--fit-steps", type=int, default=FIT_STEPS, help="photometric fitting steps (0 = none)")
     parser.add_argument("--landmark-steps", type=int, default=LANDMARK_STEPS, help="landmark-only steps before them")
     parser.add_argument("--identity", choices=("dlib", "none"), default="none",
