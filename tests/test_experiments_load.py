@@ -33,7 +33,8 @@ def _kind(path: Path) -> str:
     if top == "sweeps":
         return "sweep"
     if top in STAGE_OVERLAY_DIRS:
-        return "stage_overlay"
+        # `occrecon ablate` files (a top-level `base:`) are checked cell by cell in tests/test_ablation.py
+        return "ablation_spec" if "base" in (yaml.safe_load(path.read_text()) or {}) else "stage_overlay"
     return "stage"
 
 
