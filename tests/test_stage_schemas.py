@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from occrecon.registry import STAGES
 
-BUILT = ["parsing", "edge_lines", "reconstruction"]
+BUILT = ["parsing", "edge_lines", "synthesis", "reconstruction", "detail", "pipeline"]
 
 
 @pytest.mark.parametrize("stage", BUILT)
@@ -36,5 +36,9 @@ def test_system_built_from_schema_defaults(stage: str) -> None:
     model["width"] = 8  # small, the architecture is otherwise the default one
     if stage == "reconstruction":
         model.update(identity="none", depth=18)
+    if stage == "synthesis":
+        model.update(identity="none")
+    if stage == "pipeline":  # a chain needs a stage; it gets the pipeline's width
+        model["stages"] = {"reconstruction": {"model": {"identity": "none", "depth": 18}}}
     system = spec.load("system")(**model)
     assert system.hparams["width"] == 8
