@@ -71,11 +71,11 @@ def _pairs(pairs_path: Path, attributes: Path | None):  # noqa: ANN202 - evaluat
 def _descriptor_scores(args: argparse.Namespace, root: Path, pairs) -> dict:  # noqa: ANN001 - PairList
     from datamodules.lfw import LFWDataModule
     from occrecon.assets.identity import build_identity_network
+    from occrecon.commands.evaluate import load_system
     from occrecon.evaluation import lfw
     from occrecon.losses.reconstruction import IdentityFeatureLoss
-    from occrecon.systems.reconstruction import ReconstructionSystem
 
-    system = ReconstructionSystem.load_from_checkpoint(str(args.ckpt), map_location="cpu", weights_only=True).eval()
+    system = load_system(args.ckpt, "reconstruction")
     identity = None
     if args.identity != "none":
         network, reason = build_identity_network(args.identity, args.identity_weights)

@@ -49,6 +49,7 @@ def _synthetic(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     import torch
 
     from datamodules.synthetic import SyntheticDataModule
+    from occrecon.commands.evaluate import load_system
     from occrecon.evaluation.now import synthetic_errors
     from occrecon.facemodel import load_face_model
     from occrecon.synth.reader import load_manifest
@@ -56,21 +57,21 @@ def _synthetic(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     manifest = load_manifest(Path(args.synthetic))
     system = None
     if args.ckpt:
-        from occrecon.systems.reconstruction import ReconstructionSystem
-
-        system = ReconstructionSystem.load_from_checkpoint(str(args.ckpt), map_location="cpu", weights_only=True).eval()
+        system = load_system(args.ckpt, "reconstruction")
         model = system.face_model
     else:
         model = load_face_model(manifest["config"]["model"], manifest["config"].get("model_dir"))
     size = int(system.hparams.image_size) if system is not None else None
+    fractions = _split_fractions(args)
     dm = SyntheticDataModule(root=args.synthetic, image_size=size, fields=["I_in", "coeffs"], augment=False,
-                             batch_size=16, generate=False)  # fmt: skip
+                             batch_size=16, generate=False, **fractions)  # fmt: skip
     dm.setup()
+    loader = dm.val_dataloader() if args.split == "val" else dm.test_dataloader()
+    print(f"split {args.split} of {args.synthetic} with identity fractions {fractions}")
     layout = model.layout("paper")
     gt, pred, mean = [], [], []
     mm = model.mm_per_unit
     with torch.no_grad():
-        loader = dm.val_dataloader() if args.split == "val" else dm.test_dataloader()
         for batch in loader:
             c = layout.split(batch["coeffs"].float())
             gt += list((model.shape(c.id, c.exp) * mm).double().numpy())
@@ -89,6 +90,24 @@ def _synthetic(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     return rows
 
 
+def _split_fractions(args: argparse.Namespace) -> dict[str, float]:
+    """Identity split fractions: the options, else the checkpoint's run config (data.val_fraction,
+    data.test_fraction), else the data module's defaults -- so "val" is held out from that run."""
+    from occrecon.runs import checkpoint_run_dir
+
+    found = {}
+    run_dir = checkpoint_run_dir(args.ckpt) if args.ckpt else None
+    if run_dir is not None:
+        from occrecon.config.load import read_yaml, to_plain
+
+        data = to_plain(read_yaml(run_dir / "config.yaml")).get("data", {})
+        found = {k: float(data[k]) for k in ("val_fraction", "test_fraction") if k in data}
+    for key in ("val_fraction", "test_fraction"):
+        if getattr(args, key) is not None:
+            found[key] = getattr(args, key)
+    return found
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``now`` to the ``eval`` group."""
     parser = subparsers.add_parser(
@@ -102,6 +121,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--synthetic", help="synthetic data set folder: true meshes as scans")
     parser.add_argument("--ckpt", help="coarse 3D checkpoint scored on the synthetic set next to the mean face")
     parser.add_argument("--split", default="val", choices=("val", "test"))
+    parser.add_argument("--val-fraction", type=float, default=None, help="identity split (default: the run's config)")
+    parser.add_argument("--test-fraction", type=float, default=None, help="identity split (default: the run's config)")
     parser.add_argument("--max-faces", type=int, default=40, help="stop after N faces (0 = all)")
     parser.add_argument("--json", help="write the table as JSON")
     parser.set_defaults(handler=run_now)
