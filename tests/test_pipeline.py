@@ -259,3 +259,9 @@ def test_frozen_batchnorm_keeps_running_statistics_of_trainable_stages(batch: di
     before = [m.running_mean.clone() for m in norms]
     system.losses(system(batch["image"]), batch)[0].backward()
     assert all(torch.equal(a, m.running_mean) for a, m in zip(before, norms, strict=True))
+
+
+def test_a_disabled_stage_leaves_the_chain() -> None:
+    system = _pipeline(synthesis={"enabled": False, "model": {"width": 8}})
+    assert system.order == ["parsing", "edge_lines", "fusion", "reconstruction"]
+    assert "synthesis" not in system.stages

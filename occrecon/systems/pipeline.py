@@ -59,10 +59,12 @@ class StageEntry:
     ``ckpt``: a checkpoint of the stage's own run, whose config rebuilds the stage. ``model``: the
     stage's config when there is no checkpoint (its initialisation; ignored with a checkpoint, so
     nothing is restated). ``overrides``: keys changed on top of either (e.g. ``identity_weights``).
+    ``enabled=false`` leaves the stage out of the chain (ablations: ``model.stages.synthesis.enabled=false``).
     """
 
     ckpt: str | None = None
     trainable: bool = False
+    enabled: bool = True
     model: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -112,6 +114,7 @@ class PipelineSystem(L.LightningModule):
         super().__init__()
         configured = stages
         stages = {name: {**vars(StageEntry()), **dict(entry or {})} for name, entry in (stages or {}).items()}
+        stages = {name: entry for name, entry in stages.items() if entry["enabled"]}
         if not stages:
             raise ConfigError("model.stages: name at least one stage of the chain")
         self.order = chain_order(list(stages))
