@@ -7,7 +7,7 @@
 3. scores every run and the baselines on the test split (:mod:`occrecon.evaluation.synthesis`) and
    writes ``<out>/results.json`` and ``<out>/results.md``.
 
-    python experiments/ablations/synthesis/run_ablations.py --data /tmp/synth64 --out runs/synthesis_ablations
+    python tools/synthesis_ablations.py --data /tmp/synth64 --out runs/synthesis_ablations
 
 (the data set is generated at ``--synth-size`` px on first use: 256 samples, seed 0).
 """
@@ -19,8 +19,8 @@ import json
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[2]
+HERE = Path(__file__).resolve().parents[1] / "experiments" / "ablations" / "synthesis"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def fit(name: str, overlays: list[Path], overrides: list[str], out: Path) -> tuple[Path, float]:
