@@ -41,16 +41,16 @@ Metrics: ``val/l1_mask``, ``val/psnr_mask`` (inside the mask, against ``I_gt``; 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import lightning as L
 import torch
-from omegaconf import OmegaConf
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from occrecon.assets.frozen_features import PERCEPTUAL_SOURCES, build_loss_networks
 from occrecon.config.schema import BaseModelConfig, OptimizerConfig
+from occrecon.config.signature import merged_defaults
 from occrecon.errors import ConfigError
 from occrecon.labels import IGNORE_LABEL
 from occrecon.landmarks import NUM_EDGE_LINES
@@ -66,16 +66,11 @@ from occrecon.losses.synthesis import (
 )
 from occrecon.nets.identity import identity_input
 from occrecon.nets.patch_discriminator import MultiScalePatchDiscriminator
-from occrecon.nets.synthesis import FrozenFeatures, SynthesisGenerator, vgg19_features
+from occrecon.nets.synthesis import FrozenFeatures, SynthesisGenerator
 from occrecon.systems.common import image_loggers, log_image
 from occrecon.systems.gan import ManualGANMixin
 
-log = logging.getLogger(__name__)
-
 TERMS: tuple[str, ...] = ("l1", "adversarial", "feature_matching", "parsing", "identity", "perceptual")
-PERCEPTUAL_SOURCES = ("auto", "vgg", "parsing", "identity", "none")
-PARSING_FEATURE_LAYERS = ("backbone.layer1", "backbone.layer2", "backbone.layer3")
-IDENTITY_FEATURE_LAYERS = ("conv32_3", "conv64_3", "conv128_2")
 
 
 @dataclass
@@ -161,11 +156,6 @@ class SynthesisModelConfig(BaseModelConfig):
     loss: SynthesisLossConfig = field(default_factory=SynthesisLossConfig)
 
 
-def _section(schema: type, given: dict[str, Any] | None) -> dict[str, Any]:
-    """A nested config section: the schema's defaults merged with ``given`` (types checked by OmegaConf)."""
-    return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(schema), given or {}))  # type: ignore[return-value]
-
-
 class Conditions(NamedTuple):
     """Everything ``G`` and the losses need from one batch (shapes: module docstring of the generator)."""
 
@@ -208,12 +198,12 @@ class SynthesisSystem(ManualGANMixin, L.LightningModule):
         self.save_hyperparameters()
         self.automatic_optimization = False
         defaults = SynthesisModelConfig()
-        self.optimizer_cfg = _section(OptimizerConfig, {**vars(defaults.optimizer), **(optimizer or {})})
-        self.scheduler_cfg = _section(type(defaults.scheduler), scheduler)
-        self.disc_cfg = _section(SynthesisDiscriminatorConfig, discriminator)
-        self.perceptual_cfg = _section(PerceptualConfig, perceptual)
-        self.ema_cfg = _section(EMAConfig, ema)
-        self.loss_cfg = _section(SynthesisLossConfig, loss)
+        self.optimizer_cfg = merged_defaults(defaults.optimizer, optimizer, "model.optimizer")
+        self.scheduler_cfg = merged_defaults(defaults.scheduler, scheduler, "model.scheduler")
+        self.disc_cfg = merged_defaults(defaults.discriminator, discriminator, "model.discriminator")
+        self.perceptual_cfg = merged_defaults(defaults.perceptual, perceptual, "model.perceptual")
+        self.ema_cfg = merged_defaults(defaults.ema, ema, "model.ema")
+        self.loss_cfg = merged_defaults(defaults.loss, loss, "model.loss")
         if self.loss_cfg["adversarial"] not in ADVERSARIAL_KINDS:
             raise ConfigError(f"model.loss.adversarial: expected one of {ADVERSARIAL_KINDS}, got {self.loss_cfg['adversarial']!r}")
         if self.perceptual_cfg["source"] not in PERCEPTUAL_SOURCES:
@@ -245,70 +235,17 @@ class SynthesisSystem(ManualGANMixin, L.LightningModule):
         if stage == "fit":
             self.build_frozen_networks()
 
-    def _disable(self, term: str, reason: str) -> None:
-        if self.effective_weights.get(term, 0.0) > 0:
-            log.warning("synthesis: model.loss.weights.%s=%s set to 0: %s", term, self.effective_weights[term], reason)
-        self.effective_weights[term] = 0.0
-        self.disabled[term] = reason
-
     def build_frozen_networks(self) -> dict[str, float]:
         """Load the frozen parsing / identity / feature networks the configured terms need;
-        switch off (weight 0, warning, reason in :attr:`disabled`) those that cannot be had.
-        Returns the weights in effect."""
-        from occrecon.assets.identity import build_identity_network
-
-        weights = self.effective_weights = dict(self.loss_cfg["weights"])
-        self.disabled, self._frozen = {}, {}
+        switch off (weight 0, warning, reason in :attr:`disabled`) those that cannot be had
+        (:func:`occrecon.assets.frozen_features.build_loss_networks`). Returns the weights in effect."""
         hp = self.hparams
-        need_parsing = weights["parsing"] > 0 or self.perceptual_cfg["source"] in ("parsing", "auto")
-        if hp.parsing_ckpt and need_parsing:
-            self._frozen["parsing"] = load_parsing_network(hp.parsing_ckpt)
-        elif weights["parsing"] > 0:
-            self._disable("parsing", "no model.parsing_ckpt given (the frozen parsing network)")
-        need_identity = weights["identity"] > 0 or (
-            self.perceptual_cfg["source"] == "identity"
-            or (self.perceptual_cfg["source"] == "auto" and "parsing" not in self._frozen)
+        built = build_loss_networks(
+            self.loss_cfg["weights"], self.perceptual_cfg, hp.parsing_ckpt, hp.identity, hp.identity_weights, load_parsing_network
         )
-        if need_identity and weights["identity"] + weights["perceptual"] > 0:
-            network, reason = build_identity_network(hp.identity, hp.identity_weights)
-            if network is None:
-                self._disable("identity", reason)
-            else:
-                self._frozen["identity"] = network
-        elif weights["identity"] > 0:
-            self._disable("identity", "identity network not requested")
-        if weights["perceptual"] > 0:
-            extractor, reason = self._feature_network()
-            if extractor is None:
-                self._disable("perceptual", reason)
-            else:
-                self._frozen["features"] = extractor
+        self._frozen, self.effective_weights, self.disabled = built
         self.perceptual_source = self._frozen["features"].source if "features" in self._frozen else "none"
-        if "parsing" in self._frozen and weights["parsing"] == 0 and self.perceptual_source != "parsing":
-            del self._frozen["parsing"]
-        return weights
-
-    def _feature_network(self) -> tuple[FrozenFeatures | None, str]:
-        cfg = self.perceptual_cfg
-        source, layers = cfg["source"], list(cfg["layers"])
-        order = ["vgg", "parsing", "identity"] if source == "auto" else [source]
-        for candidate in order:
-            if candidate == "vgg" and cfg["vgg_path"]:
-                extractor = vgg19_features(cfg["vgg_path"], *([layers] if layers else []))
-            elif candidate == "parsing" and "parsing" in self._frozen:
-                extractor = FrozenFeatures(self._frozen["parsing"], layers or PARSING_FEATURE_LAYERS)
-            elif candidate == "identity" and "identity" in self._frozen:
-                extractor = FrozenFeatures(self._frozen["identity"], layers or IDENTITY_FEATURE_LAYERS)
-            else:
-                continue
-            extractor.source = candidate
-            return extractor, ""
-        if source == "none":
-            return None, "model.perceptual.source=none"
-        return None, (
-            f"no feature network for model.perceptual.source={source!r}: no VGG file (model.perceptual.vgg_path; "
-            "VGG weights cannot be downloaded here), no parsing checkpoint, no identity weights"
-        )
+        return self.effective_weights
 
     def _net(self, name: str, device: torch.device) -> Any:
         return self._frozen[name].to(device)
@@ -542,45 +479,3 @@ def load_parsing_network(path: str) -> torch.nn.Module:
         raise MissingAssetError(path, "model.parsing_ckpt", "Train one: occrecon fit -c experiments/parsing/synthetic.yaml")
     system = ParsingSystem.load_from_checkpoint(str(path), map_location="cpu", weights_only=True)
     return freeze(system.net)
-
-
-def train_step(system: SynthesisSystem, batch: dict[str, Any], optimizers: tuple[torch.optim.Optimizer, ...]) -> dict[str, float]:
-    """One ``G`` step and one ``D`` step outside Lightning (plain ``backward``), for benchmarks
-    (``bench/train_step.py``'s synthesis row): the same losses as :meth:`SynthesisSystem.training_step`.
-
-    ``optimizers``: ``(g_opt, d_opt)``, e.g. ``[o["optimizer"] for o in system.configure_optimizers()]``
-    after ``system.trainer`` is unset (``configure_optimizers`` reads no trainer for schedulers ``none``).
-    Call :meth:`SynthesisSystem.build_frozen_networks` once before. Returns the losses as floats.
-    """
-    g_opt, d_opt = optimizers
-    cond = system.conditions(batch)
-    system.discriminator.requires_grad_(False)
-    output = system.generator(cond.image, cond.parsing, cond.edges, cond.mask)["output"]
-    terms = system.generator_loss(cond, output)
-    g_opt.zero_grad()
-    terms["loss"].backward()
-    g_opt.step()
-    system.discriminator.requires_grad_(True)
-    d_loss = system.discriminator_loss(cond, output)
-    d_opt.zero_grad()
-    d_loss.backward()
-    d_opt.step()
-    if system.generator_ema is not None:
-        system.generator_ema.update_parameters(system.generator)
-    return {"g_loss": float(terms["loss"]), "d_loss": float(d_loss)}
-
-
-def random_batch(batch_size: int = 4, size: int = 64, seed: int = 0, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """A synthetic-shaped batch of random content (``I_in``, ``I_gt``, ``parsing_gt``, ``occluder_mask``,
-    ``edge_lines`` at ``size / 4``) for benchmarks and smoke tests; no data set needed."""
-    g = torch.Generator().manual_seed(seed)
-    gt = torch.rand(batch_size, 3, size, size, generator=g)
-    mask = torch.zeros(batch_size, 1, size, size)
-    mask[:, :, size // 4 : size // 2, size // 8 : -size // 8] = 1.0
-    image = torch.where(mask > 0.5, torch.rand(batch_size, 3, size, size, generator=g), gt)
-    batch = {
-        "I_in": image, "I_gt": gt, "occluder_mask": mask,
-        "parsing_gt": torch.randint(0, 19, (batch_size, size, size), generator=g),
-        "edge_lines": torch.rand(batch_size, NUM_EDGE_LINES, size // 4, size // 4, generator=g),
-    }  # fmt: skip
-    return {k: v.to(device) for k, v in batch.items()}
