@@ -39,11 +39,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from occrecon.config.schema import BaseModelConfig
+from occrecon.config.signature import merged_defaults
 from occrecon.errors import ConfigError
 from occrecon.evaluation.common import scalar_metrics
 from occrecon.evaluation.detail import DetailMetrics, detail_grid
 from occrecon.facemodel import load_face_model
 from occrecon.geometry.bump import PHI_ZERO, bump_offset, detailed_depth, detailed_normals
+from occrecon.geometry.detail_maps import CoarseMaps, DetailOutput
 from occrecon.labels import CELEBAMASK
 from occrecon.losses.detail import (
     bump_geometry_loss,
@@ -56,7 +58,8 @@ from occrecon.losses.detail import (
 )  # fmt: skip
 from occrecon.nets.bump import BumpUNet, bump_inputs
 from occrecon.render.face import camera_for_layout, camera_pose
-from occrecon.render.mesh_renderer import MeshRenderer, RenderOutput
+from occrecon.render.mesh_renderer import MeshRenderer
+from occrecon.render.pixel_attributes import mirror_grid, pixel_attributes, resize_maps
 from occrecon.systems.common import image_loggers, log_image
 from occrecon.training import build_optimization
 
@@ -64,8 +67,6 @@ INPUTS = {"occluded": "I_in", "clean": "I_gt"}
 GROUND_TRUTH = "ground_truth"
 OCCLUDER_CLASSES: tuple[int, ...] = tuple(CELEBAMASK[n] for n in ("background", "eye_g", "hair", "hat"))
 """Parsing classes that, inside the rendered face, mark an occluder on real photos (hands are background)."""
-MIRROR_DEPTH_TOLERANCE = 0.05
-"""A mirror point is visible when its depth is within this (decimetres) of the depth buffer."""
 
 
 @dataclass
@@ -119,67 +120,6 @@ class DetailModelConfig(BaseModelConfig):
     loss: DetailLossConfig = field(default_factory=DetailLossConfig)
 
 
-@dataclass
-class CoarseMaps:
-    """Per-pixel output of the frozen coarse stage at the detail stage's size ``S``.
-
-    ``depth [B, 1, S, S]`` (``d``, decimetres, 0 off the face), ``normal [B, 3, S, S]`` (view space),
-    ``mask [B, 1, S, S]``, ``albedo [B, 3, S, S]``, ``gamma [B, 9 | 27]``, ``rendered [B, 3, S, S]``
-    (albedo shaded with the light on the coarse normals, per pixel), ``mirror [B, S, S, 2]``
-    (``grid_sample`` coordinates of each pixel's visible mirror point, -2 where none),
-    ``px_per_unit [B]`` (pixels per decimetre), ``coeffs [B, D]``.
-    """
-
-    depth: torch.Tensor
-    normal: torch.Tensor
-    mask: torch.Tensor
-    albedo: torch.Tensor
-    gamma: torch.Tensor
-    mirror: torch.Tensor
-    px_per_unit: torch.Tensor
-    coeffs: torch.Tensor
-    rendered: torch.Tensor
-
-
-@dataclass
-class DetailOutput:
-    """``phi [B, 1, S, S]`` codes in ``[0, 255]``, ``confidence [B, 1, S, S]``, ``offset`` ``d' - d`` and
-    ``depth`` ``d'`` ``[B, 1, S, S]`` (decimetres), ``normals [B, 3, S, S]`` detailed, view space."""
-
-    phi: torch.Tensor
-    confidence: torch.Tensor
-    offset: torch.Tensor
-    depth: torch.Tensor
-    normals: torch.Tensor
-
-
-def pixel_attributes(attr: torch.Tensor, out: RenderOutput, triangles: torch.Tensor) -> torch.Tensor:
-    """Per-vertex ``attr [B, V, C]`` interpolated at each pixel of a render -> ``[B, C, H, W]`` (0 off the mesh).
-
-    Uses the render's image-layout ``triangle_index`` and ``barycentrics`` (weights in the order of
-    the triangle's vertices, as ``occrecon.render.interpolate``).
-    """
-    tri = out.triangle_index
-    b, h, w = tri.shape
-    corners = triangles.long()[tri.clamp(min=0)].reshape(b, -1)  # [B, H*W*3]
-    values = torch.gather(attr, 1, corners[..., None].expand(-1, -1, attr.shape[-1])).reshape(b, h, w, 3, -1)
-    mixed = (out.barycentrics[..., None].to(attr.dtype) * values).sum(-2) * (tri >= 0)[..., None]
-    return mixed.permute(0, 3, 1, 2)
-
-
-def _resize_maps(maps: dict[str, torch.Tensor], size: int) -> dict[str, torch.Tensor]:
-    """Nearest-neighbour resampling of ``[B, C, H, W]`` maps and ``[B, H, W, 2]`` grids to ``size``."""
-    out = {}
-    for key, value in maps.items():
-        if value.dim() == 4 and value.shape[-1] == 2 and key == "mirror":
-            out[key] = F.interpolate(value.permute(0, 3, 1, 2), size=(size, size), mode="nearest").permute(0, 2, 3, 1)
-        elif value.dim() == 4 and value.shape[-1] != size:
-            out[key] = F.interpolate(value, size=(size, size), mode="nearest")
-        else:
-            out[key] = value
-    return out
-
-
 class DetailSystem(L.LightningModule):
     """LightningModule of the detail stage (module docstring). Built as ``DetailSystem(**model)``."""
 
@@ -205,15 +145,14 @@ class DetailSystem(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         defaults = DetailModelConfig()
-        self.optimizer_cfg = optimizer or vars(defaults.optimizer)
-        self.scheduler_cfg = scheduler or vars(defaults.scheduler)
+        self.optimizer_cfg = merged_defaults(defaults.optimizer, optimizer, "model.optimizer")
+        self.scheduler_cfg = merged_defaults(defaults.scheduler, scheduler, "model.scheduler")
         if input not in INPUTS:
             raise ConfigError(f"model.input: expected one of {tuple(INPUTS)}, got {input!r}")
         if image_size % 2**levels:
             raise ConfigError(f"model.image_size={image_size} must be divisible by 2**model.levels = {2**levels}")
-        loss = loss or {}
-        self.weights = {**vars(defaults.loss.weights), **(loss.get("weights") or {})}
-        self.conf_tau = float(loss.get("conf_tau", defaults.loss.conf_tau))
+        loss_cfg = merged_defaults(defaults.loss, loss, "model.loss")
+        self.weights, self.conf_tau = loss_cfg["weights"], float(loss_cfg["conf_tau"])
         self.input_key = INPUTS[input]
         self.net = BumpUNet(width, levels)
         self.coarse_system: nn.Module | None = None
@@ -275,31 +214,12 @@ class DetailSystem(L.LightningModule):
         tri = self.face_model.triangles
         out = self.coarse_renderer.render(geom.vertices, tri, self.camera, pose, geom.albedo, geom.normals, c.gamma)
         albedo = pixel_attributes(geom.albedo.clamp(0.0, 1.0), out, tri)
-        mirror = self._mirror_grid(geom.vertices, pose, out, tri)
+        mirror = mirror_grid(geom.vertices, self.face_model.mirror_index, self.camera, pose, out, tri)
         maps = {"depth": out.depth, "normal": out.normal, "mask": out.mask, "albedo": albedo, "mirror": mirror}
-        maps = _resize_maps(maps, self.hparams.image_size)
+        maps = resize_maps(maps, self.hparams.image_size)
         maps["px_per_unit"] = self.camera.scale(pose) * (self.hparams.image_size / self.coarse_size)
         maps["gamma"], maps["coeffs"] = c.gamma, coeffs
         return maps
-
-    def _mirror_grid(self, verts: torch.Tensor, pose: torch.Tensor, out: RenderOutput, tri: torch.Tensor) -> torch.Tensor:
-        """``[B, H, W, 2]`` normalised image coordinates of each pixel's mirror point, -2 where it has none
-        (no mirror vertex, off the image, or hidden behind the face: depth test)."""
-        mirror_index = self.face_model.mirror_index.long()
-        known = (mirror_index >= 0).to(verts.dtype)
-        mirrored = verts[:, mirror_index.clamp(min=0)]  # [B, V, 3]: vertex i's mirror partner
-        points = pixel_attributes(torch.cat([mirrored, known[None, :, None].expand(verts.shape[0], -1, 1)], -1), out, tri)
-        b, _, h, w = points.shape
-        flat = points[:, :3].flatten(2).transpose(1, 2)  # [B, H*W, 3]
-        view = self.camera.view_from_model(flat, pose)
-        pixels = self.camera.pixels_from_view(view, pose)
-        grid = torch.stack([pixels[..., 0] / w * 2 - 1, pixels[..., 1] / h * 2 - 1], -1).reshape(b, h, w, 2)
-        seen = F.grid_sample(out.depth, grid, mode="nearest", align_corners=False)[:, 0]
-        covered = F.grid_sample(out.mask, grid, mode="nearest", align_corners=False)[:, 0]
-        depth = -view[..., 2].reshape(b, h, w)
-        ok = (points[:, 3] > 0.999) & (out.mask[:, 0] > 0) & (covered > 0.5)
-        ok &= (seen - depth).abs() <= MIRROR_DEPTH_TOLERANCE
-        return torch.where(ok[..., None], grid, torch.full_like(grid, -2.0))
 
     @torch.no_grad()
     def coarse_maps(self, batch: dict[str, Any], image: torch.Tensor | None = None) -> CoarseMaps:
@@ -326,7 +246,7 @@ class DetailSystem(L.LightningModule):
             for key, field_name in (("depth", "depth_coarse"), ("mask", "face_mask")):
                 if field_name not in batch:
                     raise ConfigError(f"model.coarse=ground_truth needs the synthetic field {field_name!r} in data.fields")
-                maps[key] = _resize_maps({key: batch[field_name].float()}, self.hparams.image_size)[key]
+                maps[key] = resize_maps({key: batch[field_name].float()}, self.hparams.image_size)[key]
             maps["normal"] = maps["normal"] * maps["mask"]
             return self.finish_maps(maps)
         image = self.input_image(batch) if image is None else image
@@ -385,11 +305,11 @@ class DetailSystem(L.LightningModule):
         from occrecon.systems.reconstruction import visibility_mask
 
         size = self.hparams.image_size
-        visible = _resize_maps({"v": visibility_mask(batch, image, self.hparams.input)}, size)["v"] * mask
+        visible = resize_maps({"v": visibility_mask(batch, image, self.hparams.input)}, size)["v"] * mask
         if "occluder_mask" in batch:
-            occluded = _resize_maps({"o": batch["occluder_mask"].float()}, size)["o"] * mask
+            occluded = resize_maps({"o": batch["occluder_mask"].float()}, size)["o"] * mask
         elif "label_map" in batch:
-            labels = _resize_maps({"l": batch["label_map"][:, None].float()}, size)["l"].long()
+            labels = resize_maps({"l": batch["label_map"][:, None].float()}, size)["l"].long()
             occluded = torch.isin(labels, torch.tensor(OCCLUDER_CLASSES, device=mask.device)).to(mask.dtype) * mask
         else:
             occluded = torch.zeros_like(mask)
@@ -401,7 +321,7 @@ class DetailSystem(L.LightningModule):
         """Ground-truth ``Phi~`` as codes ``[B, 1, S, S]`` (``PHI_ZERO`` off the face), None without ``bump``."""
         if "bump" not in batch:
             return None
-        code = _resize_maps({"b": batch["bump"].float() * 255.0}, self.hparams.image_size)["b"]
+        code = resize_maps({"b": batch["bump"].float() * 255.0}, self.hparams.image_size)["b"]
         return torch.where(mask > 0, code, torch.full_like(code, PHI_ZERO))
 
     def losses(
