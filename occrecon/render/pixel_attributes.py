@@ -5,11 +5,16 @@ of such maps. Image layout: ``[B, C, H, W]`` maps, ``[B, H, W, 2]`` ``grid_sampl
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
 from occrecon.geometry.camera import Camera
-from occrecon.render.mesh_renderer import RenderOutput
+from occrecon.geometry.detail_maps import CoarseMaps
+from occrecon.losses.detail import shade_maps
+from occrecon.render.face import camera_pose
+from occrecon.render.mesh_renderer import MeshRenderer, RenderOutput
 
 MIRROR_DEPTH_TOLERANCE = 0.05
 """A mirror point is visible when its depth is within this (decimetres) of the depth buffer."""
@@ -66,3 +71,29 @@ def mirror_grid(
     ok = (points[:, 3] > 0.999) & (out.mask[:, 0] > 0) & (covered > 0.5)
     ok &= (seen - depth).abs() <= MIRROR_DEPTH_TOLERANCE
     return torch.where(ok[..., None], grid, torch.full_like(grid, -2.0))
+
+
+def render_coarse_maps(
+    face_model: Any, layout: Any, renderer: MeshRenderer, camera: Camera, coarse_size: int, coeffs: torch.Tensor, size: int
+) -> dict[str, torch.Tensor]:
+    """The coarse maps of :class:`~occrecon.geometry.detail_maps.CoarseMaps` (all but ``rendered``)
+    for coefficients ``coeffs [B, D]`` of ``layout``, rendered at ``coarse_size`` pixels by
+    ``renderer`` / ``camera`` and resampled to ``size``."""
+    c = layout.split(coeffs)
+    geom = face_model(c)
+    pose = camera_pose(c)
+    tri = face_model.triangles
+    out = renderer.render(geom.vertices, tri, camera, pose, geom.albedo, geom.normals, c.gamma)
+    albedo = pixel_attributes(geom.albedo.clamp(0.0, 1.0), out, tri)
+    mirror = mirror_grid(geom.vertices, face_model.mirror_index, camera, pose, out, tri)
+    maps = {"depth": out.depth, "normal": out.normal, "mask": out.mask, "albedo": albedo, "mirror": mirror}
+    maps = resize_maps(maps, size)
+    maps["px_per_unit"] = camera.scale(pose) * (size / coarse_size)
+    maps["gamma"], maps["coeffs"] = c.gamma, coeffs
+    return maps
+
+
+def finish_coarse_maps(maps: dict[str, torch.Tensor]) -> CoarseMaps:
+    """Add the coarse render (albedo shaded with the light on the coarse normals) and type the maps."""
+    maps["rendered"] = shade_maps(maps["albedo"], maps["normal"], maps["gamma"]) * maps["mask"]
+    return CoarseMaps(**maps)

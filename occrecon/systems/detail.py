@@ -6,14 +6,12 @@ face mask, the albedo and the SH light, and a mirror map (``model.coarse``):
 
 * ``ground_truth`` -- synthetic data only: the stored coefficients ``coeffs`` stand in for the coarse
   prediction (rendered with ``model.face_model`` at ``model.coarse_image_size``, the size the set was
-  generated at), and the stored ``depth_coarse`` / ``face_mask`` are ``d`` and the mask. Needs no
-  checkpoint.
+  generated at), and the stored ``depth_coarse`` / ``face_mask`` are ``d`` and the mask (no checkpoint).
 * a path to a checkpoint of a ``reconstruction`` run -- that system (rebuilt from its run's
   ``config.yaml``) regresses ``y`` from the input image; its render gives the maps. Its weights are
   not stored in this stage's checkpoints: the path must still exist when they are loaded.
 
-Input of the U-Net (``model.input``): ``occluded`` = ``I_in`` (the synthesis stage is off), ``clean``
-= ``I_gt`` (the synthetic stand-in for the synthesis stage's ``I_out``; in the chain, ``I_out``).
+U-Net input (``model.input``): ``occluded`` = ``I_in``, ``clean`` = ``I_gt`` (stand-in for ``I_out``).
 
 Loss (every weight ``model.loss.weights.<term>``; a zero weight skips the term; absent targets too):
 ``geo`` Eq. 6 (needs the ground truth ``bump``), ``shading`` the photo vs the image re-rendered with
@@ -21,11 +19,9 @@ the detailed normals and the coarse albedo/light inside visible skin, ``smooth``
 ``sym`` DECA's soft symmetry for occluded face pixels, ``conf`` the confidence map
 (:mod:`occrecon.losses.detail`). Logged as ``train/loss/<term>`` and ``train/loss/<term>_weighted``.
 
-Validation/test with ground truth (``bump``, ``depth_detail``, ``normals``: the synthetic set) log
-``val/<metric>_<region>`` for the prediction and ``val/coarse/<metric>_<region>`` for "coarse only"
-(``Phi = phi(0)``, i.e. ``d' = d``), metrics ``phi_l1`` (codes), ``depth_l1_mm``, ``normal_deg``,
-regions ``visible`` (visible skin) and ``occluded`` (face pixels under an occluder)
-(:class:`occrecon.evaluation.detail.DetailMetrics`).
+Validation/test with ground truth (the synthetic set) log ``val/<metric>_<region>`` and, for
+"coarse only" (``d' = d``), ``val/coarse/<metric>_<region>`` (:class:`occrecon.evaluation.detail.DetailMetrics`).
+Maps: :mod:`occrecon.geometry.detail_maps`, rendered by :mod:`occrecon.render.pixel_attributes`.
 """
 
 from __future__ import annotations
@@ -51,15 +47,14 @@ from occrecon.losses.detail import (
     bump_geometry_loss,
     confidence_loss,
     masked_mean,
-    shade_maps,
     shading_residual,
     smoothness_loss,
     symmetry_loss,
 )  # fmt: skip
 from occrecon.nets.bump import BumpUNet, bump_inputs
-from occrecon.render.face import camera_for_layout, camera_pose
+from occrecon.render.face import camera_for_layout
 from occrecon.render.mesh_renderer import MeshRenderer
-from occrecon.render.pixel_attributes import mirror_grid, pixel_attributes, resize_maps
+from occrecon.render.pixel_attributes import finish_coarse_maps, render_coarse_maps, resize_maps
 from occrecon.systems.common import image_loggers, log_image
 from occrecon.training import build_optimization
 
@@ -208,18 +203,8 @@ class DetailSystem(L.LightningModule):
     @torch.no_grad()
     def coarse_from_coeffs(self, coeffs: torch.Tensor) -> dict[str, torch.Tensor]:
         """Render coefficients ``[B, D]`` (paper layout) at ``coarse_size``; maps at the detail size (see :class:`CoarseMaps`)."""
-        c = self.layout.split(coeffs)
-        geom = self.face_model(c)
-        pose = camera_pose(c)
-        tri = self.face_model.triangles
-        out = self.coarse_renderer.render(geom.vertices, tri, self.camera, pose, geom.albedo, geom.normals, c.gamma)
-        albedo = pixel_attributes(geom.albedo.clamp(0.0, 1.0), out, tri)
-        mirror = mirror_grid(geom.vertices, self.face_model.mirror_index, self.camera, pose, out, tri)
-        maps = {"depth": out.depth, "normal": out.normal, "mask": out.mask, "albedo": albedo, "mirror": mirror}
-        maps = resize_maps(maps, self.hparams.image_size)
-        maps["px_per_unit"] = self.camera.scale(pose) * (self.hparams.image_size / self.coarse_size)
-        maps["gamma"], maps["coeffs"] = c.gamma, coeffs
-        return maps
+        args = (self.face_model, self.layout, self.coarse_renderer, self.camera, self.coarse_size)
+        return render_coarse_maps(*args, coeffs, self.hparams.image_size)
 
     @torch.no_grad()
     def coarse_maps(self, batch: dict[str, Any], image: torch.Tensor | None = None) -> CoarseMaps:
@@ -262,11 +247,7 @@ class DetailSystem(L.LightningModule):
             image = F.interpolate(image, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         return self.coarse_system(image)
 
-    @staticmethod
-    def finish_maps(maps: dict[str, torch.Tensor]) -> CoarseMaps:
-        """Add the coarse render (albedo shaded with the light on the coarse normals) and type the maps."""
-        maps["rendered"] = shade_maps(maps["albedo"], maps["normal"], maps["gamma"]) * maps["mask"]
-        return CoarseMaps(**maps)
+    finish_maps = staticmethod(finish_coarse_maps)
 
     def detail_from_coeffs(self, image: torch.Tensor, coeffs: torch.Tensor | None = None) -> tuple[DetailOutput, CoarseMaps]:
         """The composite pipeline's call: ``image [B, 3, S, S]`` (``I_out`` or ``I_in``, in ``[0, 1]``) and
