@@ -5,7 +5,7 @@ none).
 
 :func:`build_loss_networks` loads what the requested weights need and switches off (weight 0,
 logged warning, reason returned) each term whose network cannot be had, so a run never trains
-silently without a term it asked for.
+silently without a term it asked for; :func:`frozen_network_terms` evaluates the terms with them.
 """
 
 from __future__ import annotations
@@ -14,9 +14,14 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+import torch
 from torch import nn
 
 from occrecon.assets.identity import build_identity_network
+from occrecon.errors import ConfigError
+from occrecon.labels import IGNORE_LABEL
+from occrecon.losses.synthesis import identity_loss, parsing_consistency, perceptual
+from occrecon.nets.identity import identity_input
 from occrecon.nets.synthesis import FrozenFeatures, vgg19_features
 
 log = logging.getLogger(__name__)
@@ -104,3 +109,50 @@ def build_loss_networks(
     if "parsing" in frozen and weights["parsing"] == 0 and features_source != "parsing":
         del frozen["parsing"]
     return LossNetworks(frozen, weights, disabled)
+
+
+def _identity_embedding(network: nn.Module, images: torch.Tensor, landmarks: torch.Tensor | None) -> torch.Tensor:
+    return network(identity_input(network, images, landmarks))
+
+
+def frozen_network_terms(
+    networks: Mapping[str, Any],
+    weights: Mapping[str, float],
+    output: torch.Tensor,
+    target: torch.Tensor,
+    parsing: torch.Tensor | None,
+    mask: torch.Tensor,
+    landmarks: torch.Tensor | None,
+    layer_weights: list[float] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Unweighted perceptual, parsing-consistency and identity terms (those with a weight > 0) of
+    ``output`` = ``I_out`` against ``target`` = ``I_gt`` ``[B, 3, H, W]`` with the frozen
+    ``networks`` of :func:`build_loss_networks` (:mod:`occrecon.losses.synthesis`).
+
+    ``parsing``: ``M_fin`` labels ``[B, H, W]`` (the parsing term's target), ``mask`` the occluder
+    mask ``[B, 1, H, W]``, ``landmarks`` ``[B, 68, 2]`` pixels (identity crops; None: centre crop).
+    The gradient flows through ``output`` only.
+    """
+    terms: dict[str, torch.Tensor] = {}
+    features, parsing_logits = networks.get("features"), None
+    if features is not None and weights["perceptual"] > 0:
+        features.to(output.device)
+        crop = (lambda x: identity_input(features.network, x, landmarks)) if features.source == "identity" else (lambda x: x)
+        fake = features(crop(output))
+        if features.source == "parsing":
+            parsing_logits = features.network_output["parsing"]
+        with torch.no_grad():
+            real = features(crop(target))
+        terms["perceptual"] = perceptual(fake, real, layer_weights or None)
+    if weights["parsing"] > 0:
+        if parsing_logits is None:
+            parsing_logits = networks["parsing"].to(output.device)(output)["parsing"]
+        if parsing is None or parsing.dim() != 3:
+            raise ConfigError("synthesis: the parsing-consistency term needs M_fin labels (model.use_parsing)")
+        terms["parsing"] = parsing_consistency(parsing_logits, parsing, mask, IGNORE_LABEL)
+    if weights["identity"] > 0:
+        network = networks["identity"].to(output.device)
+        with torch.no_grad():
+            reference = _identity_embedding(network, target, landmarks)
+        terms["identity"] = identity_loss(_identity_embedding(network, output, landmarks), reference)
+    return terms

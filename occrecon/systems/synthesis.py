@@ -48,25 +48,20 @@ import lightning as L
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from occrecon.assets.frozen_features import PERCEPTUAL_SOURCES, build_loss_networks
+from occrecon.assets.frozen_features import PERCEPTUAL_SOURCES, build_loss_networks, frozen_network_terms
 from occrecon.config.schema import BaseModelConfig, OptimizerConfig
 from occrecon.config.signature import merged_defaults
 from occrecon.errors import ConfigError
-from occrecon.labels import IGNORE_LABEL
 from occrecon.landmarks import NUM_EDGE_LINES
 from occrecon.losses.synthesis import (
     ADVERSARIAL_KINDS,
     discriminator_adversarial,
     feature_matching,
     generator_adversarial,
-    identity_loss,
     masked_l1,
-    parsing_consistency,
-    perceptual,
 )
-from occrecon.nets.identity import identity_input
 from occrecon.nets.patch_discriminator import MultiScalePatchDiscriminator
-from occrecon.nets.synthesis import FrozenFeatures, SynthesisGenerator
+from occrecon.nets.synthesis import SynthesisGenerator
 from occrecon.systems.common import image_loggers, log_image
 from occrecon.systems.gan import ManualGANMixin
 
@@ -247,9 +242,6 @@ class SynthesisSystem(ManualGANMixin, L.LightningModule):
         self.perceptual_source = self._frozen["features"].source if "features" in self._frozen else "none"
         return self.effective_weights
 
-    def _net(self, name: str, device: torch.device) -> Any:
-        return self._frozen[name].to(device)
-
     # ------------------------------------------------------------------ inference
 
     @property
@@ -324,43 +316,11 @@ class SynthesisSystem(ManualGANMixin, L.LightningModule):
                 with torch.no_grad():
                     real = self.critic(cond.target)
                 terms["feature_matching"] = feature_matching(fake, real)
-        features = self._frozen.get("features")
-        parsing_logits = None
-        if features is not None and w["perceptual"] > 0:
-            fake_feats = features(self._feature_input(features, output, cond))
-            if features.source == "parsing":
-                parsing_logits = features.network_output["parsing"]
-            with torch.no_grad():
-                real_feats = features(self._feature_input(features, cond.target, cond))
-            terms["perceptual"] = perceptual(fake_feats, real_feats, self.loss_cfg["perceptual_layer_weights"] or None)
-        if w["parsing"] > 0:
-            if parsing_logits is None:
-                parsing_logits = self._net("parsing", output.device)(output)["parsing"]
-            target = cond.parsing if cond.parsing is not None and cond.parsing.dim() == 3 else None
-            if target is None:
-                raise ConfigError("synthesis: the parsing-consistency term needs M_fin labels (model.use_parsing)")
-            terms["parsing"] = parsing_consistency(parsing_logits, target, cond.mask, IGNORE_LABEL)
-        if w["identity"] > 0:
-            network = self._net("identity", output.device)
-            with torch.no_grad():
-                reference = self._embed(network, cond.target, cond.landmarks)
-            terms["identity"] = identity_loss(self._embed(network, output, cond.landmarks), reference)
+        terms.update(frozen_network_terms(
+            self._frozen, w, output, cond.target, cond.parsing, cond.mask, cond.landmarks, self.loss_cfg["perceptual_layer_weights"]
+        ))  # fmt: skip
         total = sum(w[k] * v for k, v in terms.items() if w[k] > 0)
         return {"loss": total, **terms}
-
-    def _feature_input(self, features: FrozenFeatures, images: torch.Tensor, cond: Conditions) -> torch.Tensor:
-        features.to(images.device)
-        if features.source == "identity":
-            return self.identity_crop(features.network, images, cond.landmarks)
-        return images
-
-    @staticmethod
-    def identity_crop(network: Any, images: torch.Tensor, landmarks: torch.Tensor | None) -> torch.Tensor:
-        """Identity-network input (:func:`occrecon.nets.identity.identity_input`)."""
-        return identity_input(network, images, landmarks)
-
-    def _embed(self, network: Any, images: torch.Tensor, landmarks: torch.Tensor | None) -> torch.Tensor:
-        return network(self.identity_crop(network, images, landmarks))
 
     def discriminator_loss(self, cond: Conditions, output: torch.Tensor) -> torch.Tensor:
         """``L_D`` of real ``I_gt`` vs the (detached) ``I_out``."""
