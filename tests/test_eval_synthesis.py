@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from occrecon.cli import main
 from occrecon.evaluation.synthesis import SynthesisScores, demo_section, nearest_fill, region_scores, telea_fill
-from occrecon.evaluation.synthesis_bench import random_batch
+from occrecon.evaluation.synthesis_steps import random_batch
 from occrecon.systems.synthesis import SynthesisSystem
 from tests.test_system_parsing import make_synth_root
 

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from occrecon.config.load import load_config
 from occrecon.errors import ConfigError, MissingAssetError
-from occrecon.evaluation.synthesis_bench import random_batch, train_step
+from occrecon.evaluation.synthesis_steps import random_batch, train_step
 from occrecon.systems.synthesis import SynthesisSystem
 from occrecon.training import run_command
 from tests.test_system_parsing import make_synth_root

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
@@ -29,6 +30,18 @@ log = logging.getLogger(__name__)
 PERCEPTUAL_SOURCES = ("auto", "vgg", "parsing", "identity", "none")
 PARSING_FEATURE_LAYERS = ("backbone.layer1", "backbone.layer2", "backbone.layer3")
 IDENTITY_FEATURE_LAYERS = ("conv32_3", "conv64_3", "conv128_2")
+
+
+@dataclass
+class PerceptualConfig:
+    """Feature network of the perceptual term: ``vgg`` (torchvision vgg19 state dict at ``vgg_path``,
+    a user file), ``parsing`` (the frozen parsing network's backbone), ``identity`` (the frozen
+    identity network), ``auto`` (the first available of these), ``none``. ``layers``: module names
+    (empty: the source's defaults)."""
+
+    source: str = "auto"
+    vgg_path: str | None = None
+    layers: list[str] = field(default_factory=list)
 
 
 class LossNetworks(NamedTuple):

@@ -14,26 +14,17 @@ ground-truth ``occluder_mask`` when the batch has one, else the occluder mask of
 face hull). The target is ``I_gt``.
 
 Losses (:mod:`occrecon.losses.synthesis`, weights ``model.loss.weights.<term>``): masked L1,
-adversarial (``model.loss.adversarial``: hinge or lsgan), feature matching, parsing consistency
-(frozen parsing network from ``model.parsing_ckpt`` on ``I_out`` vs ``M_fin``), identity (frozen
-identity network ``model.identity``) and perceptual (features of a frozen network:
-``model.perceptual.source`` vgg (a user file) | parsing | identity | auto). A term whose network is
-unavailable is switched off with a logged warning; the weights in effect are in
-:attr:`SynthesisSystem.effective_weights`, logged as ``weights/<term>`` and stored in checkpoints
-under ``checkpoint["synthesis"]``. Frozen networks are never part of the state dict (they are
-rebuilt from the config at ``fit`` time and not needed for inference).
+adversarial (hinge | lsgan), feature matching, and the terms of frozen networks (parsing
+consistency, identity, perceptual; :mod:`occrecon.assets.frozen_features`, never in the state
+dict). A term whose network is unavailable is switched off with a logged warning; the weights in
+effect: :attr:`SynthesisSystem.effective_weights`, also under ``checkpoint["synthesis"]``.
 
-Manual optimisation (Lightning 2.x): per batch ``n`` (counter ``batches_seen``, saved in the
-state dict), a ``G`` step when ``n % generator_every == 0`` and a ``D`` step when
-``n % discriminator_every == 0`` (``D`` steps are skipped when both the adversarial and the
-feature-matching weights are 0), each inside ``toggled_optimizer``, each clipping its gradients
-by hand (``model.gradient_clip_val``). ``trainer.global_step`` counts every optimiser step (2 per
-batch by default), so ``trainer.max_steps`` and ``run.checkpoint_every_n_steps`` are in optimiser
-steps. Optional EMA of ``G`` (``model.ema``, :class:`torch.optim.swa_utils.AveragedModel`) after
-each ``G`` step; it is in the state dict and used for evaluation and inference.
-
-**DDP**: each backward touches one network only: use ``trainer.strategy=ddp_find_unused_parameters_true``
-(plain ``ddp`` is refused in :meth:`SynthesisSystem.setup`).
+Manual optimisation (:class:`~occrecon.systems.gan.ManualGANMixin`): on batch ``n``
+(``batches_seen``) a ``G`` step when ``n % generator_every == 0``, a ``D`` step when
+``n % discriminator_every == 0`` (none when the adversarial and feature-matching weights are 0);
+``trainer.global_step`` counts optimiser steps (2 per batch by default). Optional EMA of ``G``
+(``model.ema``) after each ``G`` step, used for evaluation and inference. DDP: use
+``trainer.strategy=ddp_find_unused_parameters_true``. Details: ``docs/synthesis.md``.
 
 Metrics: ``val/l1_mask``, ``val/psnr_mask`` (inside the mask, against ``I_gt``; torchmetrics) and
 ``val/psnr_mask_input`` (the input itself, the do-nothing baseline).
@@ -48,10 +39,17 @@ import lightning as L
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from occrecon.assets.frozen_features import PERCEPTUAL_SOURCES, build_loss_networks, frozen_network_terms
+from occrecon.assets.frozen_features import (
+    PERCEPTUAL_SOURCES,
+    PerceptualConfig,
+    build_loss_networks,
+    frozen_network_terms,
+)
 from occrecon.config.schema import BaseModelConfig, OptimizerConfig
 from occrecon.config.signature import merged_defaults
 from occrecon.errors import ConfigError
+from occrecon.evaluation.synthesis_steps import mask_metrics
+from occrecon.fusion import occluder_mask
 from occrecon.landmarks import NUM_EDGE_LINES
 from occrecon.losses.synthesis import (
     ADVERSARIAL_KINDS,
@@ -95,18 +93,6 @@ class SynthesisDiscriminatorConfig:
     num_layers: int = 3
     num_scales: int = 2
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=1e-5, betas=[0.0, 0.9]))
-
-
-@dataclass
-class PerceptualConfig:
-    """Feature network of the perceptual term: ``vgg`` (torchvision vgg19 state dict at ``vgg_path``,
-    a user file), ``parsing`` (the frozen parsing network's backbone), ``identity`` (the frozen
-    identity network), ``auto`` (the first available of these), ``none``. ``layers``: module names
-    (empty: the source's defaults)."""
-
-    source: str = "auto"
-    vgg_path: str | None = None
-    layers: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -205,25 +191,18 @@ class SynthesisSystem(ManualGANMixin, L.LightningModule):
             raise ConfigError(f"model.perceptual.source: expected one of {PERCEPTUAL_SOURCES}, got {self.perceptual_cfg['source']!r}")
         if generator_every < 1 or discriminator_every < 1:
             raise ConfigError("model.generator_every and model.discriminator_every must be >= 1")
-        self.generator = SynthesisGenerator(
-            width, num_classes, NUM_EDGE_LINES, num_blocks, conditioning, use_parsing, use_edges
-        )
+        self.generator = SynthesisGenerator(width, num_classes, NUM_EDGE_LINES, num_blocks, conditioning, use_parsing, use_edges)
         d = self.disc_cfg
         self.discriminator = MultiScalePatchDiscriminator(3, d["width"] or width, d["num_layers"], d["num_scales"])
         self.generator_ema: AveragedModel | None = None
         if self.ema_cfg["enabled"]:
-            self.generator_ema = AveragedModel(
-                self.generator, multi_avg_fn=get_ema_multi_avg_fn(self.ema_cfg["decay"]), use_buffers=True
-            )
-            for parameter in self.generator_ema.parameters():
-                parameter.requires_grad_(False)
+            ema_fn = get_ema_multi_avg_fn(self.ema_cfg["decay"])
+            self.generator_ema = AveragedModel(self.generator, multi_avg_fn=ema_fn, use_buffers=True).requires_grad_(False)
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
         # requested weights; the frozen networks (and so the weights in effect) are set up at fit time
         self.effective_weights: dict[str, float] = dict(self.loss_cfg["weights"])
         self.disabled: dict[str, str] = {}
         self._frozen: dict[str, Any] = {}  # plain dict: frozen networks stay out of the state dict and of DDP
-
-    # ------------------------------------------------------------------ set-up of the frozen networks
 
     def setup(self, stage: str) -> None:
         self.require_find_unused("synthesis")
@@ -268,16 +247,9 @@ class SynthesisSystem(ManualGANMixin, L.LightningModule):
             image: ``I_in`` ``[B, 3, H, W]`` in ``[0, 1]`` (H, W multiples of 4).
             parsing: ``M_fin`` ``[B, H, W]`` int64 labels or ``[B, 19, H, W]`` one-hot (None when ``use_parsing`` is off).
             edges: ``M_edge`` ``[B, 13, h, w]`` in ``[0, 1]`` (None when ``use_edges`` is off).
-            mask: occluder mask ``[B, 1, H, W]`` in ``{0, 1}`` (e.g. :meth:`mask_from_parsing`).
+            mask: occluder mask ``[B, 1, H, W]`` in ``{0, 1}`` (e.g. :func:`occrecon.fusion.occluder_mask`).
         """
         return self.eval_generator(image, parsing, edges, mask)["output"]
-
-    @staticmethod
-    def mask_from_parsing(parsing: torch.Tensor, edges: torch.Tensor | None = None) -> torch.Tensor:
-        """Occluder mask ``[B, 1, H, W]`` of ``M_fa`` ``[B, H, W]`` (``eye_g`` + non-face labels inside the face hull)."""
-        from occrecon.fusion import occluder_mask
-
-        return occluder_mask(parsing, edges)
 
     def conditions(self, batch: dict[str, Any]) -> Conditions:
         """:class:`Conditions` of a sample-dict batch (module docstring: which field is what)."""
@@ -287,7 +259,7 @@ class SynthesisSystem(ManualGANMixin, L.LightningModule):
         if "occluder_mask" in batch:
             mask = batch["occluder_mask"].to(image.dtype)
         elif "label_map" in batch:
-            mask = self.mask_from_parsing(batch["label_map"], batch.get("edge_lines"))
+            mask = occluder_mask(batch["label_map"], batch.get("edge_lines"))
         else:
             raise ConfigError("synthesis: the batch has neither occluder_mask nor label_map (M_fa) to derive the mask from")
         parsing = None
@@ -299,10 +271,6 @@ class SynthesisSystem(ManualGANMixin, L.LightningModule):
 
     # ------------------------------------------------------------------ losses
 
-    def critic(self, images: torch.Tensor) -> list[list[torch.Tensor]]:
-        """``D`` activations (per scale, logits last) of ``[B, 3, H, W]`` images."""
-        return self.discriminator(images)
-
     def generator_loss(self, cond: Conditions, output: torch.Tensor) -> dict[str, torch.Tensor]:
         """Weighted terms of ``G``'s loss for ``I_out`` (``output``); ``"loss"`` is their sum."""
         if cond.target is None:
@@ -310,11 +278,11 @@ class SynthesisSystem(ManualGANMixin, L.LightningModule):
         w = self.effective_weights
         terms: dict[str, torch.Tensor] = {"l1": masked_l1(output, cond.target, cond.mask)}
         if w["adversarial"] > 0 or w["feature_matching"] > 0:
-            fake = self.critic(output)
+            fake = self.discriminator(output)
             terms["adversarial"] = generator_adversarial([f[-1] for f in fake], self.loss_cfg["adversarial"])
             if w["feature_matching"] > 0:
                 with torch.no_grad():
-                    real = self.critic(cond.target)
+                    real = self.discriminator(cond.target)
                 terms["feature_matching"] = feature_matching(fake, real)
         terms.update(frozen_network_terms(
             self._frozen, w, output, cond.target, cond.parsing, cond.mask, cond.landmarks, self.loss_cfg["perceptual_layer_weights"]
@@ -324,8 +292,8 @@ class SynthesisSystem(ManualGANMixin, L.LightningModule):
 
     def discriminator_loss(self, cond: Conditions, output: torch.Tensor) -> torch.Tensor:
         """``L_D`` of real ``I_gt`` vs the (detached) ``I_out``."""
-        real = self.critic(cond.target)
-        fake = self.critic(output.detach())
+        real = self.discriminator(cond.target)
+        fake = self.discriminator(output.detach())
         return discriminator_adversarial([r[-1] for r in real], [f[-1] for f in fake], self.loss_cfg["adversarial"])
 
     @property
@@ -399,22 +367,11 @@ class SynthesisSystem(ManualGANMixin, L.LightningModule):
     # ------------------------------------------------------------------ evaluation
 
     def _eval_step(self, batch: dict[str, Any], prefix: str) -> None:
-        from torchmetrics.functional.image import peak_signal_noise_ratio
-
         cond = self.conditions(batch)
-        if cond.target is None:
-            return
-        output = self.synthesize(cond.image, cond.parsing, cond.edges, cond.mask)
-        inside = cond.mask.expand_as(output) > 0.5
-        if not inside.any():
-            return
-        size = cond.image.shape[0]
-        values = {
-            f"{prefix}/l1_mask": masked_l1(output, cond.target, cond.mask, eps=0.0),
-            f"{prefix}/psnr_mask": peak_signal_noise_ratio(output[inside], cond.target[inside], data_range=1.0),
-            f"{prefix}/psnr_mask_input": peak_signal_noise_ratio(cond.image[inside], cond.target[inside], data_range=1.0),
-        }
-        self.log_dict(values, batch_size=size, sync_dist=True)
+        if cond.target is not None:
+            output = self.synthesize(cond.image, cond.parsing, cond.edges, cond.mask)
+            values = mask_metrics(output, cond.target, cond.image, cond.mask, prefix)
+            self.log_dict(values, batch_size=cond.image.shape[0], sync_dist=True)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._eval_step(batch, "val")

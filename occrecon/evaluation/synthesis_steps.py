@@ -1,6 +1,6 @@
-"""Benchmark and smoke-test helpers of the synthesis stage (:mod:`occrecon.systems.synthesis`):
-a random batch shaped like the synthetic set's, and one ``G`` + ``D`` step outside Lightning.
-They use a system only through its attributes (``conditions``, ``generator``, ...)."""
+"""Step-level helpers of the synthesis stage (:mod:`occrecon.systems.synthesis`): the validation
+metrics of one batch, and for benchmarks and smoke tests a random batch shaped like the synthetic
+set's and one ``G`` + ``D`` step outside Lightning (a system is used through its attributes)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,26 @@ from typing import Any
 import torch
 
 from occrecon.landmarks import NUM_EDGE_LINES
+from occrecon.losses.synthesis import masked_l1
+
+
+def mask_metrics(
+    output: torch.Tensor, target: torch.Tensor, image: torch.Tensor, mask: torch.Tensor, prefix: str = "val"
+) -> dict[str, torch.Tensor]:
+    """``<prefix>/l1_mask``, ``<prefix>/psnr_mask`` of ``output`` = ``I_out`` and
+    ``<prefix>/psnr_mask_input`` of ``image`` = ``I_in`` (the do-nothing baseline) against
+    ``target`` = ``I_gt`` ``[B, 3, H, W]`` in ``[0, 1]``, pooled over the pixels inside
+    ``mask [B, 1, H, W]``; ``{}`` when the mask is empty."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
+    inside = mask.expand_as(output) > 0.5
+    if not inside.any():
+        return {}
+    return {
+        f"{prefix}/l1_mask": masked_l1(output, target, mask, eps=0.0),
+        f"{prefix}/psnr_mask": peak_signal_noise_ratio(output[inside], target[inside], data_range=1.0),
+        f"{prefix}/psnr_mask_input": peak_signal_noise_ratio(image[inside], target[inside], data_range=1.0),
+    }
 
 
 def train_step(system: Any, batch: dict[str, Any], optimizers: tuple[torch.optim.Optimizer, ...]) -> dict[str, float]:
