@@ -10,9 +10,8 @@ Manual optimisation (Lightning 2.x, two optimisers). Per batch:
    (two-sided: predicted line pixels within ``theta`` heatmap pixels of the true lines, and true lines
    covered, both shares >= ``delta``; ``docs/fusion.md``).
 
-Each step clips its gradients (``model.gradient_clip_val``; Lightning's ``trainer.gradient_clip_val``
-does not apply to manual optimisation) and step-interval schedulers are stepped after it, epoch ones
-at the epoch end.
+Each step clips its gradients (``model.gradient_clip_val``) and step-interval schedulers are stepped
+after it, epoch ones at the epoch end (:class:`~occrecon.systems.gan.ManualGANMixin`).
 
 **Step counting**: ``trainer.global_step`` counts every ``optimizer.step()`` (Lightning #17958), so it
 advances by 2 per batch here: ``trainer.max_steps`` and ``run.checkpoint_every_n_steps`` are in
@@ -57,7 +56,7 @@ from occrecon.metrics.landmarks import LandmarkMetrics
 from occrecon.nets.discriminator import EdgeLinesDiscriminator
 from occrecon.nets.edge_lines import EdgeLinesNet
 from occrecon.systems.common import image_loggers, log_image
-from occrecon.training import build_optimization
+from occrecon.systems.gan import ManualGANMixin
 
 LAYOUTS: dict[str, tuple[int, tuple[tuple[int, ...], ...], str]] = {
     "68": (NUM_LANDMARKS_68, EDGE_LINES_68, "inter_ocular"),
@@ -118,7 +117,7 @@ class EdgeLinesModelConfig(BaseModelConfig):
     loss: EdgeLinesLossConfig = field(default_factory=EdgeLinesLossConfig)
 
 
-class EdgeLinesSystem(L.LightningModule):
+class EdgeLinesSystem(ManualGANMixin, L.LightningModule):
     """LightningModule of the edge-lines stage (see the module docstring). Built as ``EdgeLinesSystem(**model)``."""
 
     def __init__(
@@ -177,14 +176,7 @@ class EdgeLinesSystem(L.LightningModule):
     # ------------------------------------------------------------------ set-up and inference
 
     def setup(self, stage: str) -> None:
-        from lightning.pytorch.strategies import DDPStrategy
-
-        strategy = self.trainer.strategy
-        if isinstance(strategy, DDPStrategy) and not strategy._ddp_kwargs.get("find_unused_parameters", False):
-            raise ConfigError(
-                "edge_lines: each G/D backward touches one network only; use "
-                "trainer.strategy=ddp_find_unused_parameters_true instead of plain ddp"
-            )
+        self.require_find_unused("edge_lines")
 
     def forward(self, images: torch.Tensor) -> dict[str, Any]:
         """``EdgeLinesNet`` output for ``[B, 3, H, W]`` images in ``[0, 1]``."""
@@ -225,7 +217,7 @@ class EdgeLinesSystem(L.LightningModule):
             g_total = terms["loss"]
             g_opt.zero_grad()
             self.manual_backward(g_total)
-            self._clip(g_opt)
+            self.clip(g_opt)
             g_opt.step()
 
         with self.toggled_optimizer(d_opt):
@@ -233,10 +225,10 @@ class EdgeLinesSystem(L.LightningModule):
             d_terms = self.d_loss(self.critic(fake, images), self.critic(target, images), fake, landmarks_heat)
             d_opt.zero_grad()
             self.manual_backward(d_terms["loss"])
-            self._clip(d_opt)
+            self.clip(d_opt)
             d_opt.step()
 
-        self._step_schedulers("step")
+        self.step_schedulers("step")
         logs = {f"train/{k}": v.detach() for k, v in terms.items() if k != "loss"}
         logs.update({"train/g_loss": g_total.detach(), "train/d_loss": d_terms["loss"].detach(),
                      "train/effective": d_terms["d_gt"].mean(), "train/line_share": d_terms["share"].mean(),
@@ -255,28 +247,10 @@ class EdgeLinesSystem(L.LightningModule):
             heatmaps = F.interpolate(heatmaps, size=(size, size), mode="bilinear", align_corners=False)
         return self.discriminator(heatmaps, images)
 
-    def _clip(self, opt: Any) -> None:
-        if self.hparams.gradient_clip_val > 0:
-            self.clip_gradients(opt, self.hparams.gradient_clip_val, self.hparams.gradient_clip_algorithm)
-
-    def _step_schedulers(self, interval: str) -> None:
-        if self.scheduler_cfg["name"] == "none" or self.scheduler_cfg["interval"] != interval:
-            return
-        schedulers = self.lr_schedulers()
-        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
-            scheduler.step()
-
-    def on_train_epoch_end(self) -> None:
-        self._step_schedulers("epoch")
-
     def configure_optimizers(self) -> list[dict[str, Any]]:
-        scheduler = dict(self.scheduler_cfg)
-        if scheduler["interval"] == "step" and not scheduler["t_max"] and self.trainer.max_steps > 0:
-            # schedulers step once per batch, but max_steps counts G and D steps (2 per batch)
-            scheduler["t_max"] = max(1, self.trainer.max_steps // 2)
-        g = build_optimization(self, self.optimizer_cfg, scheduler, self.net.parameters())
-        d = build_optimization(self, self.disc_cfg["optimizer"], scheduler, self.discriminator.parameters())
-        return [g, d]
+        return self.gan_optimizers(
+            self.optimizer_cfg, self.net.parameters(), self.disc_cfg["optimizer"], self.discriminator.parameters()
+        )
 
     # ------------------------------------------------------------------ evaluation
 
