@@ -46,6 +46,7 @@ import lightning as L
 import yaml
 
 from occrecon.errors import ConfigError
+from occrecon.viz import metric_bars
 
 log = logging.getLogger(__name__)
 
@@ -355,33 +356,10 @@ def write_results(spec: AblationSpec, results: Sequence[RunResult], root: Path) 
     (root / "results.md").write_text("\n".join(lines) + "\n")
     written = {"runs": root / "runs.csv", "csv": root / "results.csv", "markdown": root / "results.md"}
     if rows and (spec.plot or metrics):
-        written["plot"] = plot_results(rows, spec.plot or metrics, root / "results.png", spec.name)
+        written["plot"] = metric_bars(rows, spec.plot or metrics, root / "results.png", spec.name)
         panels = spec.curves or [[m] for m in (spec.plot or metrics)]
         written["curves"] = plot_curves(results, panels, root / "learning_curves.png")
     return written
-
-
-def plot_results(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], path: Path, title: str = "") -> Path:
-    """One horizontal bar chart per metric: mean over seeds with ± std error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 0.5 + 0.35 * len(rows)), squeeze=False)
-    names = [r["cell"] for r in rows]
-    for ax, m in zip(axes[0], metrics, strict=True):
-        means = [r.get(f"{m}_mean", math.nan) for r in rows]
-        stds = [r.get(f"{m}_std", 0.0) for r in rows]
-        ax.barh(range(len(rows)), means, xerr=stds, color="tab:blue", alpha=0.7, capsize=3)
-        ax.set_yticks(range(len(rows)), names, fontsize=7)
-        ax.invert_yaxis()
-        ax.set_title(m, fontsize=9)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def plot_curves(results: Sequence[RunResult], panels: Sequence[Sequence[str]], path: Path) -> Path:

@@ -5,8 +5,10 @@ All functions take numpy arrays or tensors and return ``uint8`` RGB arrays ``[H,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -139,3 +141,27 @@ def save_titled_grid(path: str | Path, rows: Sequence[Sequence[np.ndarray]], tit
     image = np.asarray(Image.open(buffer).convert("RGB"))
     write_png(path, image)
     return Path(path)
+
+
+def metric_bars(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], path: Path, title: str = "") -> Path:
+    """One horizontal bar chart per metric (a PNG at ``path``): for each row (``row["cell"]`` names it)
+    ``row[f"{metric}_mean"]`` with ``row[f"{metric}_std"]`` error bars, e.g. an ablation's mean over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 0.5 + 0.35 * len(rows)), squeeze=False)
+    names = [r["cell"] for r in rows]
+    for ax, m in zip(axes[0], metrics, strict=True):
+        means = [r.get(f"{m}_mean", math.nan) for r in rows]
+        stds = [r.get(f"{m}_std", 0.0) for r in rows]
+        ax.barh(range(len(rows)), means, xerr=stds, color="tab:blue", alpha=0.7, capsize=3)
+        ax.set_yticks(range(len(rows)), names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(m, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
