@@ -1,6 +1,7 @@
 """Pictures a person would rather look at than read: label maps, depth, heatmaps, landmarks, grids.
 
-All functions take numpy arrays or tensors and return ``uint8`` RGB arrays ``[H, W, 3]``.
+All functions take numpy arrays or tensors and return ``uint8`` RGB arrays ``[H, W, 3]``, except the
+ones that write a PNG (``save_titled_grid``, the ablation bar chart ``metric_bars``), which return its path.
 """
 
 from __future__ import annotations
