@@ -76,20 +76,10 @@ def _run_edge_lines(system: Any, state: dict[str, Any]) -> None:
     state["M_edge"], state["landmarks_2d"] = sub["M_edge"], sub["landmarks_2d"] * (image.shape[-1] / size)
 
 
-def _run_detail(system: Any, state: dict[str, Any]) -> None:
-    from occrecon.systems import detail as detail_mod
-
-    maps = system.coarse_from_coeffs(state["coeffs"])
-    maps["rendered"] = detail_mod.shade_maps(maps["albedo"], maps["normal"], maps["gamma"]) * maps["mask"]
-    image = system.input_image({"image": state.get("I_out", state["I_in"])})
-    out = system.detail(image, detail_mod.CoarseMaps(**maps))
-    state["bump"], state["depth_detail"] = out.phi, out.depth
-
-
 def stage_runner(name: str) -> Callable[[Any, dict[str, Any]], None]:
     from occrecon.chain import LINKS
 
-    return {"edge_lines": _run_edge_lines, "detail": _run_detail}.get(name) or LINKS[name].run
+    return {"edge_lines": _run_edge_lines}.get(name) or LINKS[name].run
 
 
 class Pipeline:
