@@ -37,7 +37,6 @@ from torch import nn
 from occrecon.config.schema import BaseModelConfig
 from occrecon.config.signature import merged_defaults
 from occrecon.errors import ConfigError
-from occrecon.evaluation.common import scalar_metrics
 from occrecon.evaluation.detail import DetailMetrics, detail_grid
 from occrecon.facemodel import load_face_model
 from occrecon.geometry.bump import PHI_ZERO, bump_offset, detailed_depth, detailed_normals
@@ -55,7 +54,7 @@ from occrecon.nets.bump import BumpUNet, bump_inputs
 from occrecon.render.face import camera_for_layout
 from occrecon.render.mesh_renderer import MeshRenderer
 from occrecon.render.pixel_attributes import finish_coarse_maps, render_coarse_maps, resize_maps
-from occrecon.systems.common import image_loggers, log_image
+from occrecon.systems.common import PerSampleEvaluation, image_loggers, log_image
 from occrecon.training import build_optimization
 
 INPUTS = {"occluded": "I_in", "clean": "I_gt"}
@@ -115,7 +114,7 @@ class DetailModelConfig(BaseModelConfig):
     loss: DetailLossConfig = field(default_factory=DetailLossConfig)
 
 
-class DetailSystem(L.LightningModule):
+class DetailSystem(PerSampleEvaluation, L.LightningModule):
     """LightningModule of the detail stage (module docstring). Built as ``DetailSystem(**model)``."""
 
     def __init__(
@@ -359,23 +358,6 @@ class DetailSystem(L.LightningModule):
         self.log(f"{prefix}/loss", total, batch_size=size, sync_dist=True)
         if all(k in batch for k in ("bump", "depth_detail", "normals")):
             metrics.update_from(self, batch, image, out, coarse)
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, self.val_metrics, "val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, self.test_metrics, "test")
-
-    def _log_split(self, metrics: DetailMetrics, prefix: str) -> None:
-        if metrics.update_count:
-            self.log_dict(scalar_metrics(metrics.compute(), prefix))
-        metrics.reset()
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_split(self.val_metrics, "val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_split(self.test_metrics, "test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
         out, _ = self(batch)

@@ -41,6 +41,7 @@ from occrecon.chain import (
     stage_model_config,
 )
 from occrecon.config.schema import BaseModelConfig
+from occrecon.config.signature import merged_defaults
 from occrecon.errors import ConfigError
 from occrecon.metrics.reconstruction import ReconstructionMetrics
 from occrecon.training import build_optimization
@@ -118,9 +119,10 @@ class PipelineSystem(L.LightningModule):
         if not stages:
             raise ConfigError("model.stages: name at least one stage of the chain")
         self.order = chain_order(list(stages))
-        self.optimizer_cfg = {**vars(BaseModelConfig().optimizer), **(optimizer or {})}
-        self.scheduler_cfg = {**vars(BaseModelConfig().scheduler), **(scheduler or {})}
-        self.weights = {**vars(PipelineLossWeights()), **((loss or {}).get("weights") or {})}
+        defaults = PipelineModelConfig()
+        self.optimizer_cfg = merged_defaults(defaults.optimizer, optimizer, "model.optimizer")
+        self.scheduler_cfg = merged_defaults(defaults.scheduler, scheduler, "model.scheduler")
+        self.weights = merged_defaults(defaults.loss, loss, "model.loss")["weights"]
         self.stages = nn.ModuleDict()
         for name in self.order:
             if name not in NETWORK_STAGES:

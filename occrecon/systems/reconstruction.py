@@ -36,7 +36,6 @@ from occrecon.assets.identity import build_identity_network
 from occrecon.config.schema import BaseModelConfig
 from occrecon.config.signature import merged_defaults
 from occrecon.errors import ConfigError
-from occrecon.evaluation.common import scalar_metrics
 from occrecon.evaluation.reconstruction import reconstruction_grid
 from occrecon.facemodel import load_face_model
 from occrecon.facemodel.layout import layout_of
@@ -65,7 +64,7 @@ from occrecon.metrics.reconstruction import (
 from occrecon.nets.coeff_regressor import CoefficientRegressor
 from occrecon.render.face import camera_for_layout, render_face
 from occrecon.render.mesh_renderer import MeshRenderer, RenderOutput
-from occrecon.systems.common import image_loggers, log_image
+from occrecon.systems.common import PerSampleEvaluation, image_loggers, log_image
 from occrecon.training import build_optimization
 
 log = logging.getLogger(__name__)
@@ -182,7 +181,7 @@ def _resize(prepared: dict[str, torch.Tensor], size: int) -> dict[str, torch.Ten
     return out
 
 
-class ReconstructionSystem(L.LightningModule):
+class ReconstructionSystem(PerSampleEvaluation, L.LightningModule):
     """LightningModule of the coarse 3D stage (module docstring). Built as ``ReconstructionSystem(**model)``."""
 
     def __init__(
@@ -338,24 +337,6 @@ class ReconstructionSystem(L.LightningModule):
         self.log(f"{prefix}/loss", total, batch_size=size, sync_dist=True)
         glasses = batch["glasses"] > 0 if "glasses" in batch else None
         metrics.update(self.evaluate(batch, prepared, y, out), glasses)
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, self.val_metrics, "val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, self.test_metrics, "test")
-
-    def _log_split(self, metrics: ReconstructionMetrics, prefix: str) -> None:
-        # compute() gathers the per-sample values of every rank, so all ranks log the same numbers
-        if metrics.update_count:
-            self.log_dict(scalar_metrics(metrics.compute(), prefix))
-        metrics.reset()
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_split(self.val_metrics, "val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_split(self.test_metrics, "test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
         """Coefficients, mesh (+ albedo) and the render (image, mask, 68 landmarks) of each sample."""
