@@ -38,10 +38,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
 
+from datamodules.edge_heatmaps import edge_line_heatmaps_np
 from datamodules.transforms import FaceAugment
 from occrecon.errors import DataFormatError, MissingAssetError
 from occrecon.labels import IGNORE_LABEL
-from occrecon.landmarks import EDGE_LINES_68, EDGE_LINES_AFLW19, NUM_LANDMARKS_AFLW19, edge_line_heatmaps
+from occrecon.landmarks import EDGE_LINES_68, EDGE_LINES_AFLW19, NUM_LANDMARKS_AFLW19
 from occrecon.utils.seeding import numpy_generator
 
 log = logging.getLogger(__name__)
@@ -215,8 +216,8 @@ def edge_lines_for(landmarks: torch.Tensor, image_size: int, heatmap_size: int, 
     68 points use the LAB lines; 19 points the AFLW-19 grouping of ``occrecon.landmarks``.
     """
     lines = EDGE_LINES_AFLW19 if landmarks.shape[0] == NUM_LANDMARKS_AFLW19 else EDGE_LINES_68
-    scaled = landmarks[None].float() * (heatmap_size / image_size)
-    return edge_line_heatmaps(scaled, (heatmap_size, heatmap_size), sigma=sigma, lines=lines)[0]
+    scaled = landmarks.detach().float().cpu().numpy() * (heatmap_size / image_size)
+    return torch.from_numpy(edge_line_heatmaps_np(scaled, (heatmap_size, heatmap_size), sigma=sigma, lines=lines))
 
 
 def assemble_sample(
