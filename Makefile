@@ -39,7 +39,7 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[bench]"
 	@touch $@
 
-BENCHES ?= render pipeline train_step dataloading synth
+BENCHES ?= render norm pipeline train_step dataloading synth
 bench: $(STAMP) $(VENV)/.bench-installed ## quick benchmarks, each with its ratio to a peer measured in the same run (Embree, Deep3D's coarse-only chain, the training step)
 	@for b in $(BENCHES); do echo "== bench/$$b.py --quick"; $(BIN)/python bench/$$b.py --quick || exit 1; done
 	@echo "== bench/check_gpu.py (backends; --all on a GPU, see README Benchmarks)"; $(BIN)/python bench/check_gpu.py

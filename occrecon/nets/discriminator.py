@@ -13,6 +13,7 @@ from torch import nn
 
 from occrecon.errors import ShapeError
 from occrecon.landmarks import NUM_EDGE_LINES
+from occrecon.nets.norm import InstanceNorm2d
 from occrecon.utils.checks import check_shape
 
 
@@ -38,7 +39,7 @@ class EdgeLinesDiscriminator(nn.Module):
         for level in range(num_levels):
             out_ch = width * min(2**level, 8)
             # no normalisation on the first layer (pix2pix/DCGAN practice: keeps the input statistics)
-            norm = nn.InstanceNorm2d(out_ch, affine=True) if level else nn.Identity()
+            norm = InstanceNorm2d(out_ch, affine=True) if level else nn.Identity()
             layers += [nn.Conv2d(in_ch, out_ch, 3, 2, 1), norm, nn.LeakyReLU(0.2, inplace=True)]
             in_ch = out_ch
         self.body = nn.Sequential(*layers)

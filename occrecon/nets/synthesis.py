@@ -35,6 +35,7 @@ from torch import nn
 from occrecon.errors import ConfigError, ShapeError
 from occrecon.labels import CELEBAMASK_CLASSES
 from occrecon.landmarks import NUM_EDGE_LINES
+from occrecon.nets.norm import InstanceNorm2d
 
 CONDITIONINGS = ("concat", "spade")
 
@@ -51,20 +52,30 @@ def composite(generated: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) 
     return torch.where(mask > 0.5, generated, image)
 
 
+def resize_guide(guide: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``guide [B, C, h, w]`` resized (nearest) to the size of ``like [B, *, H, W]`` and in its
+    memory format (channels-last convolutions then need no copy); ``guide`` itself when it
+    already matches."""
+    fmt = torch.channels_last if like.dim() == 4 and not like.is_contiguous() else torch.contiguous_format
+    if guide.shape[-2:] != like.shape[-2:]:
+        guide = F.interpolate(guide, size=like.shape[-2:], mode="nearest")
+    return guide.contiguous(memory_format=fmt)
+
+
 class SPADE(nn.Module):
     """Affine-free InstanceNorm modulated per pixel: ``IN(x) * (1 + gamma(s)) + beta(s)`` with ``s``
-    the guidance maps resized (nearest) to ``x``'s size."""
+    the guidance maps resized (nearest) to ``x``'s size (a guide already at that size is used as
+    is: the generator resizes it once per resolution, not once per block)."""
 
     def __init__(self, channels: int, guide_channels: int, hidden: int) -> None:
         super().__init__()
-        self.norm = nn.InstanceNorm2d(channels, affine=False)
+        self.norm = InstanceNorm2d(channels, affine=False)
         self.shared = nn.Sequential(nn.Conv2d(guide_channels, hidden, 3, padding=1), nn.ReLU(inplace=True))
         self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
         self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
-        guide = F.interpolate(guide, size=x.shape[-2:], mode="nearest")
-        features = self.shared(guide)
+        features = self.shared(resize_guide(guide, x))
         return self.norm(x) * (1.0 + self.gamma(features)) + self.beta(features)
 
 
@@ -74,7 +85,7 @@ class Norm(nn.Module):
     def __init__(self, channels: int, guide_channels: int, spade: bool, hidden: int) -> None:
         super().__init__()
         self.spade = SPADE(channels, guide_channels, hidden) if spade else None
-        self.norm = None if spade else nn.InstanceNorm2d(channels, affine=True)
+        self.norm = None if spade else InstanceNorm2d(channels, affine=True)
 
     def forward(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
         return self.spade(x, guide) if self.spade is not None else self.norm(x)
@@ -132,11 +143,11 @@ class SynthesisGenerator(nn.Module):
         hidden = spade_hidden or width
         w1, w2, w4 = width, 2 * width, 4 * width
         self.stem = nn.Conv2d(in_channels, w1, 7, padding=3, padding_mode="reflect")
-        self.stem_norm = nn.InstanceNorm2d(w1, affine=True)
+        self.stem_norm = InstanceNorm2d(w1, affine=True)
         self.down1 = nn.Conv2d(w1, w2, 4, stride=2, padding=1)
-        self.down1_norm = nn.InstanceNorm2d(w2, affine=True)
+        self.down1_norm = InstanceNorm2d(w2, affine=True)
         self.down2 = nn.Conv2d(w2, w4, 4, stride=2, padding=1)
-        self.down2_norm = nn.InstanceNorm2d(w4, affine=True)
+        self.down2_norm = InstanceNorm2d(w4, affine=True)
         self.blocks = nn.ModuleList(ResidualBlock(w4, guide, spade, hidden) for _ in range(num_blocks))
         self.up1 = nn.ConvTranspose2d(w4, w2, 4, stride=2, padding=1)
         self.up1_norm = Norm(w2, guide, spade, hidden)
@@ -188,8 +199,9 @@ class SynthesisGenerator(nn.Module):
         x = F.relu(self.stem_norm(self.stem(x)))
         x = F.relu(self.down1_norm(self.down1(x)))
         x = F.relu(self.down2_norm(self.down2(x)))
+        inner = resize_guide(guide, x) if self.conditioning == "spade" else guide  # resized once, not per block
         for block in self.blocks:
-            x = block(x, guide)
+            x = block(x, inner)
         x = F.relu(self.up1_norm(self.up1(x), guide))
         x = F.relu(self.up2_norm(self.up2(x), guide))
         return (torch.tanh(self.head(x)) + 1.0) / 2.0
