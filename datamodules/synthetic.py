@@ -31,7 +31,6 @@ bump) are not image-space augmentable: requesting them with ``augment=True`` rai
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,6 +55,7 @@ DEFAULT_FIELDS: tuple[str, ...] = (
 NOT_AUGMENTABLE: tuple[str, ...] = ("depth_coarse", "depth_detail", "normals", "bump")
 _IMAGES, _MAPS_HWC = ("I_in", "I_gt"), ("normals",)
 _SCALAR_MAPS = ("depth_coarse", "depth_detail")
+_LABELS = ("parsing_in", "parsing_gt", "occluders", "occluder_mask", "face_mask")
 _PER_PIXEL = ("parsing_in", "parsing_gt", "occluders", "occluder_mask", "face_mask", "bump", "normals", *_SCALAR_MAPS)
 
 
@@ -63,17 +63,18 @@ def colour_jitter(images: list[np.ndarray], rng: np.random.Generator, strength: 
     """Jitter ``[H, W, 3]`` uint8 images with one draw of per-pixel colour factors.
 
     ``x -> ((x * b - 0.5) * c + 0.5)``, then saturation ``g + s (x - g)`` with ``g`` the pixel's grey
-    value; ``b, c, s`` uniform in ``[1 - strength, 1 + strength]``. Equal input pixels stay equal.
+    value; ``b, c, s`` uniform in ``[1 - strength, 1 + strength]``; clipped to ``[0, 1]`` and rounded
+    to uint8. Equal input pixels stay equal. The whole map is one affine colour transform
+    ``y = M x + t``, applied in float32 by ``cv2.transform``.
     """
     b, c, sat = rng.uniform(1.0 - strength, 1.0 + strength, size=3)
-    out = []
-    for image in images:
-        x = image.astype(np.float32) / 255.0
-        x = (x * b - 0.5) * c + 0.5
-        grey = x @ np.array([0.299, 0.587, 0.114], np.float32)
-        x = grey[..., None] + sat * (x - grey[..., None])
-        out.append((np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
-    return out
+    mix = sat * np.eye(3) + (1.0 - sat) * np.array([[0.299, 0.587, 0.114]])  # rows sum to 1
+    # in 0..255 units: y = mix @ (b c x + 127.5 (1 - c))
+    matrix = np.concatenate([mix * (b * c), np.full((3, 1), 127.5 * (1.0 - c))], axis=1).astype(np.float32)
+    return [
+        (np.clip(cv2.transform(image.astype(np.float32), matrix), 0.0, 255.0) + 0.5).astype(np.uint8)
+        for image in images
+    ]
 
 
 def default_root() -> Path:
@@ -111,9 +112,6 @@ class SyntheticFaces(Dataset):
         self.data = SyntheticDataset(root, fields=tuple(f for f in ALL_FIELDS if f in stored))
         self.indices, self.augment = list(indices), augment
         self.colour = colour
-        self.occluder_augment = None if augment is None else copy.copy(augment)
-        if self.occluder_augment is not None:
-            self.occluder_augment.label_lut = None  # occluder codes have no sides
         self.heatmap_size, self.sigma, self.seed = heatmap_size, sigma, seed
         self.size = self.data.size if image_size is None else int(image_size)
         self.rng: np.random.Generator | None = None
@@ -122,37 +120,30 @@ class SyntheticFaces(Dataset):
         return len(self.indices)
 
     def _augment(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Apply one augmentation draw to every image, map and the landmarks of ``raw``."""
+        """Apply one augmentation draw to every image, map and the landmarks of ``raw`` (one
+        albumentations call for all of them; the flip remaps the labels of the parsings only)."""
         if self.rng is None:
             self.rng = numpy_generator(self.seed, "main")
-        state = copy.deepcopy(self.rng.bit_generator.state)
         points, vis = raw.get("landmarks"), raw.get("landmark_visible")
-        blank = np.zeros((self.size, self.size, 3), np.uint8)
-        groups = (("I_in", "parsing_in", self.augment), ("I_gt", "parsing_gt", self.augment), (None, "occluders", self.occluder_augment),
-                  (None, "occluder_mask", self.occluder_augment), (None, "face_mask", self.occluder_augment))  # fmt: skip
-        moved = None
-        for image_key, label_key, augment in groups:
-            if image_key not in raw and label_key not in raw:
-                continue
-            self.rng.bit_generator.state = copy.deepcopy(state)  # the same draw for every group
-            image = raw[image_key] if image_key in raw else blank
-            labels = raw[label_key].astype(np.int64) if label_key in raw else None
-            image, labels, *moved = augment(image, labels, points, vis, self.rng)  # type: ignore[misc]
-            if image_key in raw:
-                raw[image_key] = image
-            if label_key in raw:  # masks: outside the source image is "not occluder" / "not face"
-                raw[label_key] = labels if label_key.startswith(("parsing", "occluders")) else (labels == 1)
-        if moved is None and points is not None:  # landmarks without any image field
-            self.rng.bit_generator.state = copy.deepcopy(state)
-            moved = list(self.augment(blank, None, points, vis, self.rng)[2:])  # type: ignore[misc]
+        image_keys = [key for key in _IMAGES if key in raw]
+        label_keys = [key for key in _LABELS if key in raw]
+        images = [raw[key] for key in image_keys] or [np.zeros((self.size, self.size, 3), np.uint8)]
+        images, labels, moved, moved_vis = self.augment.apply_many(  # type: ignore[union-attr]
+            images, [raw[key] for key in label_keys], points, vis, self.rng,
+            flip_labels=[key.startswith("parsing") for key in label_keys],
+        )  # fmt: skip
+        raw.update(zip(image_keys, images, strict=False))
+        for key, value in zip(label_keys, labels, strict=True):
+            # masks: outside the source image is "not occluder" / "not face"
+            raw[key] = value if key.startswith(("parsing", "occluders")) else (value == 1)
         if self.colour > 0:
             keys = [k for k in _IMAGES if k in raw]
             for key, image in zip(keys, colour_jitter([raw[k] for k in keys], self.rng, self.colour), strict=True):
                 raw[key] = image
-        if points is not None and moved is not None:
-            raw["landmarks"] = moved[0]
+        if points is not None:
+            raw["landmarks"] = moved
             if vis is not None:
-                raw["landmark_visible"] = moved[1]
+                raw["landmark_visible"] = moved_vis
         return raw
 
     def __getitem__(self, item: int) -> dict[str, Any] | None:

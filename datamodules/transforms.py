@@ -96,30 +96,62 @@ class FaceAugment:
 
         Returns the four in the same layouts (``None`` stays ``None``); the landmark count never changes.
         """
+        labels = [] if label_map is None else [label_map]
+        images, labels, landmarks, visibility = self.apply_many([image], labels, landmarks, visibility, rng)
+        return images[0], (labels[0] if labels else None), landmarks, visibility
+
+    def apply_many(
+        self,
+        images: Sequence[np.ndarray],
+        label_maps: Sequence[np.ndarray],
+        landmarks: np.ndarray | None,
+        visibility: np.ndarray | None,
+        rng: np.random.Generator,
+        flip_labels: Sequence[bool] | None = None,
+    ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray | None, np.ndarray | None]:
+        """One augmentation draw applied to several aligned ``images`` ``[S, S, 3]`` uint8 and
+        ``label_maps`` ``[S, S]`` (values ``< 256``) in one albumentations call.
+
+        Draws from ``rng`` exactly as :meth:`__call__` does (one flip draw, one seed), so the result
+        equals calling it on each image / label map with the same generator state. ``flip_labels``:
+        per label map, whether a flip remaps it through ``label_flip`` (default: all); label maps
+        come back int64 with :data:`IGNORE_LABEL` where the image was left.
+        """
         do_flip = bool(rng.random() < self.flip_prob)
         self.geometry.set_random_seed(int(rng.integers(0, 2**31 - 1)))
-        image, label_map, landmarks = self._apply(self.geometry, image, label_map, landmarks)
+        out = self._apply(self.geometry, images, label_maps, landmarks)
         if do_flip:
-            image, label_map, landmarks = self._apply(self.flip, image, label_map, landmarks)
+            out = self._apply(self.flip, *out)
+        images, label_maps, landmarks = out
+        labels = [np.asarray(label).astype(np.int64) for label in label_maps]
+        if do_flip:
             if landmarks is not None:
                 order = list(flip_landmark_order(landmarks.shape[0]))
                 landmarks = landmarks[order]
                 visibility = None if visibility is None else np.asarray(visibility)[order]
-            if label_map is not None and self.label_lut is not None:
-                label_map = self.label_lut[label_map]
-        return image, label_map, landmarks, visibility
+            if self.label_lut is not None:
+                remap = [True] * len(labels) if flip_labels is None else flip_labels
+                labels = [self.label_lut[label] if flip else label for label, flip in zip(labels, remap, strict=True)]
+        return list(images), labels, landmarks, visibility
 
     @staticmethod
     def _apply(
-        pipeline: A.Compose, image: np.ndarray, label_map: np.ndarray | None, landmarks: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        inputs: dict[str, np.ndarray] = {"image": image}
-        if label_map is not None:
-            inputs["mask"] = label_map.astype(np.uint8)
+        pipeline: A.Compose,
+        images: Sequence[np.ndarray],
+        label_maps: Sequence[np.ndarray],
+        landmarks: np.ndarray | None,
+    ) -> tuple[Sequence[np.ndarray], Sequence[np.ndarray], np.ndarray | None]:
+        """``pipeline`` on the images, label maps (uint8) and landmarks (our frame, see the module docstring)."""
+        inputs: dict[str, np.ndarray] = {"image": images[0]} if len(images) == 1 else {"images": np.stack(images)}
+        if len(label_maps) == 1:
+            inputs["mask"] = np.asarray(label_maps[0]).astype(np.uint8)
+        elif label_maps:
+            inputs["masks"] = np.stack([np.asarray(label).astype(np.uint8) for label in label_maps])
         points = np.zeros((0, 2), np.float32) if landmarks is None else np.asarray(landmarks, np.float32) - 0.5
         out = pipeline(**inputs, keypoints=points)
-        labels = None if label_map is None else np.asarray(out["mask"]).astype(np.int64)
+        images_out = [out["image"]] if len(images) == 1 else list(out["images"])
+        labels_out = [out["mask"]] if len(label_maps) == 1 else list(out["masks"]) if label_maps else []
         moved = None if landmarks is None else np.asarray(out["keypoints"], dtype=np.float32)[:, :2] + 0.5
         if moved is not None and moved.shape[0] != landmarks.shape[0]:  # remove_invisible=False guarantees this
             raise ShapeError("augmented landmarks", f"[{landmarks.shape[0]}, 2]", tuple(moved.shape))
-        return out["image"], labels, moved
+        return images_out, labels_out, moved

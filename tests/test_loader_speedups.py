@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import math
 
+import albumentations as A
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from datamodules.common import edge_lines_for
 from datamodules.edge_heatmaps import edge_line_heatmaps_np
-from occrecon.landmarks import EDGE_LINES_68, EDGE_LINES_AFLW19, edge_line_heatmaps
+from datamodules.synthetic import colour_jitter
+from datamodules.transforms import FaceAugment, flip_label_table
+from occrecon.labels import CELEBAMASK_FLIP, IGNORE_LABEL
+from occrecon.landmarks import EDGE_LINES_68, EDGE_LINES_AFLW19, FLIP_68, edge_line_heatmaps
 
 
 def test_edge_heatmap_hand_values() -> None:
@@ -52,3 +57,86 @@ def test_edge_lines_for_scales_to_the_heatmap() -> None:
     points = torch.from_numpy(rng.uniform(20.0, 200.0, size=(68, 2)).astype(np.float32))
     reference = edge_line_heatmaps(points[None] * (64 / 224), (64, 64), 1.0)[0]
     torch.testing.assert_close(edge_lines_for(points, 224, 64, 1.0), reference, atol=2e-6, rtol=0)
+
+
+def _reference_colour_jitter(image: np.ndarray, b: float, c: float, sat: float) -> np.ndarray:
+    """The documented formula in float64, step by step: ``[H, W, 3]`` in 0..255 before rounding."""
+    x = image.astype(np.float64) / 255.0
+    x = (x * b - 0.5) * c + 0.5
+    grey = 0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]
+    x = grey[..., None] + sat * (x - grey[..., None])
+    return np.clip(x, 0.0, 1.0) * 255.0
+
+
+def test_colour_jitter_is_the_documented_formula() -> None:
+    from skimage.data import astronaut
+
+    image = astronaut()[::4, ::4]  # 128 x 128, public-domain photo
+    grey = np.full((8, 8, 3), 77, np.uint8)
+    for seed in range(6):
+        jittered = colour_jitter([image, grey], np.random.default_rng(seed), 0.3)
+        b, c, sat = np.random.default_rng(seed).uniform(0.7, 1.3, size=3)  # the draw colour_jitter makes
+        reference = _reference_colour_jitter(image, b, c, sat)
+        assert jittered[0].dtype == np.uint8 and jittered[0].shape == image.shape
+        assert np.abs(jittered[0] - reference).max() <= 0.5 + 1e-4  # rounded to the nearest level
+        assert (jittered[0] == np.floor(reference + 0.5)).mean() > 0.9999  # ties aside
+        assert len(np.unique(jittered[1].reshape(-1, 3), axis=0)) == 1  # equal pixels stay equal
+
+
+def _reference_augment(augment: FaceAugment, rng: np.random.Generator, image, labels, points, flip_labels):  # noqa: ANN001, ANN202
+    """albumentations' single-target pipeline on each image / label map separately (plus our flip rules)."""
+    do_flip = rng.random() < augment.flip_prob
+    seed = int(rng.integers(0, 2**31 - 1))
+    keypoints = A.KeypointParams(format="xy", remove_invisible=False)
+    affine = A.Affine(
+        scale=(0.8, 1.2), rotate=(-20, 20), translate_percent=(-0.1, 0.1), border_mode=cv2.BORDER_CONSTANT, fill=0,
+        fill_mask=IGNORE_LABEL, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST, p=1.0,
+    )  # fmt: skip
+    out_images, out_labels, moved = [], [], None
+    for target in [*image, *labels]:
+        pipeline = A.Compose([affine], keypoint_params=keypoints, seed=seed)
+        is_image = target.ndim == 3
+        result = pipeline(
+            **({"image": target} if is_image else {"image": image[0], "mask": target}), keypoints=points - 0.5
+        )
+        warped = result["image"] if is_image else result["mask"]
+        moved = np.asarray(result["keypoints"])[:, :2] + 0.5
+        if do_flip:
+            warped = warped[:, ::-1]
+            moved[:, 0] = warped.shape[1] - moved[:, 0]
+        (out_images if is_image else out_labels).append(warped)
+    if do_flip:
+        moved = moved[list(FLIP_68)]
+        lut = flip_label_table(CELEBAMASK_FLIP)
+        out_labels = [lut[m] if f else m for m, f in zip(out_labels, flip_labels, strict=True)]
+    return out_images, out_labels, moved
+
+
+def test_one_call_for_all_targets_equals_albumentations_per_target() -> None:
+    """``FaceAugment.apply_many`` (one albumentations call for two images and three label maps)
+    gives exactly what albumentations gives on each target alone with the same seed."""
+    from skimage.data import astronaut
+
+    rng = np.random.default_rng(0)
+    image = np.ascontiguousarray(astronaut()[::4, ::4])
+    other = np.ascontiguousarray(image[::-1])
+    labels = [rng.integers(0, high, size=(128, 128)).astype(np.uint8) for high in (19, 5, 2)]
+    points = rng.uniform(10.0, 118.0, size=(68, 2)).astype(np.float32)
+    augment = FaceAugment(flip_prob=0.5, rotate_deg=20, scale_jitter=0.2, translate=0.1, colour_jitter=0.0,
+                          label_flip=CELEBAMASK_FLIP)  # fmt: skip
+    flip_labels = [True, False, False]
+    flips = padded = 0
+    for seed in range(8):
+        images, maps, moved, _ = augment.apply_many(
+            [image, other], labels, points, np.ones(68, bool), np.random.default_rng(seed), flip_labels=flip_labels
+        )
+        ref_images, ref_maps, ref_moved = _reference_augment(
+            augment, np.random.default_rng(seed), [image, other], labels, points, flip_labels
+        )
+        flips += int(np.random.default_rng(seed).random() < 0.5)
+        for got, want in zip([*images, *maps], [*ref_images, *ref_maps], strict=True):
+            np.testing.assert_array_equal(got, want)
+        assert all(m.dtype == np.int64 for m in maps)
+        padded += int((maps[0] == IGNORE_LABEL).any())
+        np.testing.assert_allclose(moved, ref_moved, atol=1e-4)
+    assert 0 < flips < 8 and padded > 0  # both flip branches and the border fill were compared
