@@ -115,12 +115,13 @@ def _test_candidates(
     return torch.where(inside, _depth_key(z, tid), _EMPTY)
 
 
-def _size_groups(ext_x: torch.Tensor, ext_y: torch.Tensor, idx: torch.Tensor) -> list[tuple[torch.Tensor, int, int]]:
-    """Group triangles ``idx`` by box size: ``[(idx_g, kw, kh)]`` with every box in group ``g``
-    at most ``kw x kh`` pixel centres (powers of two). A size with few candidates joins the square
-    size of its longer side, so small meshes do not pay one group of tensor ops per size."""
-    ex = torch.frexp(take_rows(ext_x.reshape(-1), idx)).exponent  # box of e + 1 centres fits 2**exponent
-    ey = torch.frexp(take_rows(ext_y.reshape(-1), idx)).exponent
+def _size_groups(ext_x: torch.Tensor, ext_y: torch.Tensor) -> list[tuple[torch.Tensor, int, int]]:
+    """Group boxes by size: ``[(idx_g, kw, kh)]`` with every box ``idx_g`` (indices into ``ext_x``,
+    ``ext_y``: a box spans ``ext + 1`` pixel centres) at most ``kw x kh`` centres (powers of two).
+    A size with few candidates joins the square size of its longer side, so small meshes do not
+    pay one group of tensor ops per size."""
+    ex = torch.frexp(ext_x).exponent  # box of e + 1 centres fits 2**exponent
+    ey = torch.frexp(ext_y).exponent
     cls = ex * 32 + ey
     counts = torch.bincount(cls, minlength=32 * 32).view(32, 32)
     cand = counts * (1 << (torch.arange(32)[:, None] + torch.arange(32)[None, :])).to(counts.device)
@@ -131,6 +132,7 @@ def _size_groups(ext_x: torch.Tensor, ext_y: torch.Tensor, idx: torch.Tensor) ->
         cls = take_rows(lut.reshape(-1).to(cls.dtype), cls)
         counts = torch.bincount(cls, minlength=32 * 32)
     values = counts.reshape(-1).nonzero().squeeze(1).tolist()
+    idx = torch.arange(ext_x.shape[0], device=ext_x.device)
     if len(values) == 1:
         return [(idx, 1 << (values[0] // 32), 1 << (values[0] % 32))]
     return [(take_rows(idx, (cls == v).nonzero().squeeze(1)), 1 << (v // 32), 1 << (v % 32)) for v in values]
@@ -164,19 +166,26 @@ def _scatter_group(
         zbuf.scatter_reduce_(0, first.reshape(-1), key.reshape(-1), reduce="amin")
     with record_function("raster.binning"):
         big = (keep & ((ext_x > 0) | (ext_y > 0))).reshape(-1).nonzero().squeeze(1)
-        groups = _size_groups(ext_x, ext_y, big) if big.numel() else []
+        if big.numel() == 0:
+            return
+        # One row per larger triangle (12 plane coefficients, then its box), so that each chunk
+        # below gathers its triangles with one row gather.
+        table = torch.stack([take_rows(c.reshape(-1), big) for c in (*planes, j0, i0, j1, i1)], -1)
+        first, tid = take_rows(first.reshape(-1), big), big % n_tri
+        groups = _size_groups(table[:, 14] - table[:, 12], table[:, 15] - table[:, 13])
     for idx, kw, kh in groups:
         dy, dx = torch.meshgrid(torch.arange(kh, device=pos.device), torch.arange(kw, device=pos.device), indexing="ij")
         dx, dy = dx.reshape(1, -1), dy.reshape(1, -1)
         fdx, fdy = dx.to(pos.dtype), dy.to(pos.dtype)
         for part in idx.split(max(1, chunk_elems // (kw * kh))):
             with record_function("raster.binning"):
-                pl = [take_rows(p.reshape(-1), part)[:, None] for p in planes]
-                bj0, bi0, bj1, bi1 = (take_rows(c.reshape(-1), part)[:, None] for c in (j0, i0, j1, i1))
-                pix = take_rows(first.reshape(-1), part)[:, None] + (dy * width + dx)
+                rows = take_rows(table, part)
+                pl = list(rows[:, :12, None].unbind(1))
+                bj0, bi0, bj1, bi1 = rows[:, 12:, None].unbind(1)
+                pix = take_rows(first, part)[:, None] + (dy * width + dx)
             with record_function("raster.zbuffer"):
                 x, y = bj0 + fdx, bi0 + fdy  # [n, K] candidate centres
-                key = _test_candidates(pl, x, y, (part % n_tri)[:, None], (x <= bj1) & (y <= bi1))
+                key = _test_candidates(pl, x, y, take_rows(tid, part)[:, None], (x <= bj1) & (y <= bi1))
                 # Candidates past the box are rejected (empty key) but must index inside zbuf.
                 zbuf.scatter_reduce_(0, pix.clamp_(max=zbuf.shape[0] - 1).reshape(-1), key.reshape(-1), reduce="amin")
 
