@@ -134,23 +134,34 @@ class FaceAugment:
                 labels = [self.label_lut[label] if flip else label for label, flip in zip(labels, remap, strict=True)]
         return list(images), labels, landmarks, visibility
 
-    @staticmethod
     def _apply(
+        self,
         pipeline: A.Compose,
         images: Sequence[np.ndarray],
         label_maps: Sequence[np.ndarray],
         landmarks: np.ndarray | None,
-    ) -> tuple[Sequence[np.ndarray], Sequence[np.ndarray], np.ndarray | None]:
-        """``pipeline`` on the images, label maps (uint8) and landmarks (our frame, see the module docstring)."""
-        inputs: dict[str, np.ndarray] = {"image": images[0]} if len(images) == 1 else {"images": np.stack(images)}
-        if len(label_maps) == 1:
-            inputs["mask"] = np.asarray(label_maps[0]).astype(np.uint8)
-        elif label_maps:
-            inputs["masks"] = np.stack([np.asarray(label).astype(np.uint8) for label in label_maps])
+    ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray | None]:
+        """``pipeline`` on the images, label maps (uint8) and landmarks (our frame, see the module docstring).
+
+        Extra images go in as albumentations' additional ``image`` targets and the label maps as
+        the channels of one mask: one call, every target warped by the same matrix (albumentations'
+        ``images=`` batch path costs several times more).
+        """
+        extra = {f"image{i}": "image" for i in range(1, len(images))}
+        if not extra.keys() <= pipeline.additional_targets.keys():
+            pipeline.add_targets(extra)
+        inputs: dict[str, np.ndarray] = {"image": images[0]}
+        inputs.update({name: image for name, image in zip(extra, images[1:], strict=True)})
+        if label_maps:
+            stacked = np.stack([np.asarray(label).astype(np.uint8, copy=False) for label in label_maps], axis=-1)
+            inputs["mask"] = stacked[..., 0] if len(label_maps) == 1 else stacked
         points = np.zeros((0, 2), np.float32) if landmarks is None else np.asarray(landmarks, np.float32) - 0.5
         out = pipeline(**inputs, keypoints=points)
-        images_out = [out["image"]] if len(images) == 1 else list(out["images"])
-        labels_out = [out["mask"]] if len(label_maps) == 1 else list(out["masks"]) if label_maps else []
+        images_out = [out["image"]] + [out[name] for name in extra]
+        mask = out["mask"] if label_maps else None
+        labels_out = (
+            [] if mask is None else [mask] if mask.ndim == 2 else [mask[..., k] for k in range(len(label_maps))]
+        )
         moved = None if landmarks is None else np.asarray(out["keypoints"], dtype=np.float32)[:, :2] + 0.5
         if moved is not None and moved.shape[0] != landmarks.shape[0]:  # remove_invisible=False guarantees this
             raise ShapeError("augmented landmarks", f"[{landmarks.shape[0]}, 2]", tuple(moved.shape))
