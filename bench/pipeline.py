@@ -17,8 +17,11 @@ run under ``torch.inference_mode`` with the memory format that measured faster f
 (``channels_last`` or contiguous, decided on a warm-up batch; ``--channels-last on|off`` forces
 it). Reported: latency at batch 1 and throughput at batch 32 (``--batch``), per stage, and the
 ratio against Deep3D's pipeline (detect + align + coarse stage alone) measured in the same run.
+Each network stage's GFLOP per photo (``torch.utils.flop_counter``) and the rate it reaches at
+batch 1 are set against the machine's float32 matrix-product rate measured in the same run (a
+2048x2048 ``torch.mm``): a stage near that rate is bound by its arithmetic, not by overheads.
 
-    python bench/pipeline.py [--quick] [--threads N] [--width W] [--batch 32]
+    python bench/pipeline.py [--quick] [--threads N] [--width W] [--batch 32] [--set parsing.output_stride=16]
 
 ``--quick`` uses width-16 networks (the layer structure, depths and resolutions of the real ones;
 about 1/16 of their multiply-adds), batch 8 for the throughput and no memory-format calibration,
@@ -41,8 +44,11 @@ STAGES = ("parsing", "edge_lines", "fusion", "synthesis", "reconstruction", "det
 COARSE_ONLY = ("detect", "align", "reconstruction", "mesh")  # Deep3D's pipeline
 
 
-def build_stages(width: int) -> tuple[dict[str, Any], dict[str, str]]:
-    """``name -> system`` for every stage that builds (eval mode), and ``name -> reason`` skipped."""
+def build_stages(
+    width: int, overrides: dict[str, dict[str, Any]] | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """``name -> system`` for every stage that builds (eval mode), and ``name -> reason`` skipped.
+    ``overrides``: ``stage -> {key: value}`` model settings on top of the defaults below."""
     from occrecon.chain import build_stage
 
     configs = {
@@ -55,7 +61,7 @@ def build_stages(width: int) -> tuple[dict[str, Any], dict[str, str]]:
     systems, skipped = {}, {}
     for name, config in configs.items():
         try:
-            systems[name] = build_stage(name, config).eval()
+            systems[name] = build_stage(name, {**config, **(overrides or {}).get(name, {})}).eval()
         except Exception as err:  # noqa: BLE001 - any failure means "not available in this checkout"
             skipped[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:100]}"
     if "parsing" not in systems or "edge_lines" not in systems:
@@ -154,6 +160,60 @@ class Pipeline:
 FALLBACK_LANDMARKS = None  # set in main() from the deep3d template when the detector is missing
 
 
+def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``["parsing.output_stride=16"]`` -> ``{"parsing": {"output_stride": 16}}`` (values as YAML)."""
+    import yaml
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        stage, dot, name = key.partition(".")
+        if not (sep and dot and stage in STAGES and name):
+            raise SystemExit(f"--set {item!r}: expected <stage>.<key>=<value> with a stage of {STAGES}")
+        out.setdefault(stage, {})[name] = yaml.safe_load(value)
+    return out
+
+
+def stage_gflops(pipe: Pipeline, photo: np.ndarray, stages: tuple[str, ...]) -> dict[str, float]:
+    """GFLOP per photo of each network stage (``torch.utils.flop_counter``: 2 per multiply-add;
+    convolutions, matrix products and attention), from one batch-1 pass."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counted: dict[str, float] = {}
+    original = stage_runner
+
+    def counting(name: str) -> Callable[[Any, dict[str, Any]], None]:
+        run = original(name)
+
+        def wrapped(system: Any, state: dict[str, Any]) -> None:
+            counter = FlopCounterMode(display=False)
+            with counter:
+                run(system, state)
+            counted[name] = counter.get_total_flops() / 1e9
+
+        return wrapped
+
+    globals()["stage_runner"] = counting
+    try:
+        pipe.run([photo], stages)
+    finally:
+        globals()["stage_runner"] = original
+    return counted
+
+
+def sgemm_gflops(size: int = 2048, reps: int = 5) -> float:
+    """The machine's float32 matrix-product rate (GFLOP/s, best of ``reps``) at torch's thread
+    count: the ceiling a convolution-bound stage is measured against."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size**3 / best / 1e9
+
+
 def best_of(pipe: Pipeline, photos: list[np.ndarray], stages: tuple[str, ...], reps: int) -> dict[str, float]:
     """Per-stage minimum over ``reps`` runs (the least-disturbed run on a shared machine)."""
     best: dict[str, float] = {}
@@ -170,6 +230,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--width", type=int, default=None, help="stem width of every network (default 64; 16 with --quick)")
     parser.add_argument("--batch", type=int, default=None, help="throughput batch (default 32; 8 with --quick)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="STAGE.KEY=VALUE",
+                        help="model setting of one stage, e.g. parsing.output_stride=16 (repeatable)")
     parser.add_argument("--channels-last", choices=("auto", "on", "off"), default=None,
                         help="memory format of the networks (default auto = measured per stage; off with --quick)")
     args = parser.parse_args()
@@ -182,7 +244,7 @@ def main() -> None:
     from skimage.data import astronaut
 
     photo = astronaut()
-    systems, skipped = build_stages(width)
+    systems, skipped = build_stages(width, parse_overrides(args.overrides))
     try:
         from occrecon.faces.detect import FaceDetector
 
@@ -206,19 +268,26 @@ def main() -> None:
             pipe.run(photos, full)  # warm-up at this batch size
         rows[batch] = (best_of(pipe, photos, full, reps), best_of(pipe, photos, coarse, reps))
     names = [s for s in full if s in rows[1][0]]
-    print(f"{'stage':<16} {'B=1 ms':>9} {f'B={args.batch} ms/img':>14} {'share':>6}")
+    gflop = stage_gflops(pipe, photo, full)
+    peak = sgemm_gflops()
+    print(f"{'stage':<16} {'B=1 ms':>9} {f'B={args.batch} ms/img':>14} {'share':>6} {'GFLOP':>7} {'GFLOP/s':>8} {'of sgemm':>9}")
     for name in names:
         b1, bn = rows[1][0][name], rows[args.batch][0][name] / args.batch
-        print(f"{name:<16} {1e3 * b1:>9.1f} {1e3 * bn:>14.1f} {100 * bn / (sum(rows[args.batch][0].values()) / args.batch):>5.0f}%")
+        share = 100 * bn / (sum(rows[args.batch][0].values()) / args.batch)
+        rate = f"{gflop[name]:>7.1f} {gflop[name] / b1:>8.0f} {100 * gflop[name] / b1 / peak:>8.0f}%" if gflop.get(name) else ""
+        print(f"{name:<16} {1e3 * b1:>9.1f} {1e3 * bn:>14.1f} {share:>5.0f}% {rate}")
     full1, coarse1 = sum(rows[1][0].values()), sum(rows[1][1].values())
     fulln, coarsen = sum(rows[args.batch][0].values()), sum(rows[args.batch][1].values())
-    print(f"{'full chain':<16} {1e3 * full1:>9.1f} {1e3 * fulln / args.batch:>14.1f}")
+    total = sum(gflop.values())
+    print(f"{'full chain':<16} {1e3 * full1:>9.1f} {1e3 * fulln / args.batch:>14.1f} {'':>6} {total:>7.1f}")
     print(f"{'Deep3D (coarse)':<16} {1e3 * coarse1:>9.1f} {1e3 * coarsen / args.batch:>14.1f}")
+    print(f"float32 sgemm (2048^2, same run): {peak:.0f} GFLOP/s; the chain's {total:.0f} GFLOP at that rate: "
+          f"{1e3 * total / peak:.0f} ms")  # fmt: skip
     print(f"summary: full chain ({len(names)} steps) latency {1e3 * full1:.0f} ms/photo at batch 1 "
           f"({full1 / coarse1:.1f}x Deep3D's coarse-only pipeline, {1e3 * coarse1:.0f} ms), throughput "
           f"{args.batch / fulln:.2f} photos/s at batch {args.batch} ({fulln / coarsen:.1f}x Deep3D's "
-          f"{args.batch / coarsen:.2f}); width {width}")  # fmt: skip
-
+          f"{args.batch / coarsen:.2f}); {total:.0f} GFLOP/photo = {1e3 * total / peak:.0f} ms at the sgemm "
+          f"rate ({peak:.0f} GFLOP/s); width {width}")  # fmt: skip
 
 if __name__ == "__main__":
     main()

@@ -5,7 +5,11 @@ Two numbers per size:
 * ``render``: one process, one thread, model already loaded — the cost of one sample (draw,
   3 rasterizations with glasses, detail, encoding excluded);
 * ``end-to-end``: ``generate_dataset`` with all cores (process start-up, model loading, PNG/NPY
-  encoding, shard and manifest writes included), the rate a user sees from ``occrecon data synth``.
+  encoding, shard and manifest writes included), the rate a user sees from ``occrecon data synth``;
+* the peer, measured in the same run: ``read``, the rate at which the training split of the set
+  just written is read back and augmented by ``SyntheticDataModule`` (one process, the per-worker
+  rate of a training loader). Their ratio says what generating on the fly would cost against
+  generating once and reading every epoch.
 
     python bench/synth.py [--quick] [--workers K]
 
@@ -37,13 +41,25 @@ def render_rate(size: int, count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def end_to_end_rate(size: int, count: int, workers: int) -> float:
-    """Samples/s of a full ``generate_dataset`` run into a temporary folder."""
+def end_to_end_rate(size: int, count: int, workers: int) -> tuple[float, float]:
+    """Samples/s of a full ``generate_dataset`` run into a temporary folder, and samples/s of
+    reading its training split back through ``SyntheticDataModule`` in this process."""
+    from datamodules.synthetic import SyntheticDataModule
+
     config = SynthConfig(n=count, size=size, seed=0, shard_size=max(1, count // (2 * workers)))
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         generate_dataset(config, folder, workers=workers, progress=False)
-        return count / (time.perf_counter() - start)
+        generate = count / (time.perf_counter() - start)
+        datamodule = SyntheticDataModule(root=folder, batch_size=1, num_workers=0)
+        datamodule.setup("fit")
+        dataset = datamodule.train_dataloader().dataset
+        dataset[0]  # warm-up
+        start = time.perf_counter()
+        for _ in range(2):
+            for i in range(len(dataset)):
+                dataset[i]
+        return generate, 2 * len(dataset) / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -56,11 +72,11 @@ def main() -> None:
     summary = []
     for size, (n_render, n_e2e) in counts.items():
         single = render_rate(size, n_render)
-        full = end_to_end_rate(size, n_e2e, args.workers)
-        print(
-            f"{size:4d} px  render {single:6.2f} samples/s (1 thread)   end-to-end {full:6.2f} samples/s ({args.workers} workers, {n_e2e} samples)"
-        )
-        summary.append(f"{size}px {full:.2f}/s e2e, {single:.2f}/s/thread")
+        full, read = end_to_end_rate(size, n_e2e, args.workers)
+        print(f"{size:4d} px  render {single:6.2f} samples/s (1 thread)   end-to-end {full:6.2f} samples/s "
+              f"({args.workers} workers, {n_e2e} samples)   read back {read:6.1f} samples/s (1 process) = "
+              f"{read / single:.0f}x one thread's generation")  # fmt: skip
+        summary.append(f"{size}px {full:.2f}/s e2e, {single:.2f}/s/thread, reading back {read / single:.0f}x faster")
     print("synth bench: " + "; ".join(summary))
 
 
