@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import zipfile
 
 import albumentations as A
 import cv2
@@ -14,8 +15,11 @@ from datamodules.common import edge_lines_for
 from datamodules.edge_heatmaps import edge_line_heatmaps_np
 from datamodules.synthetic import colour_jitter
 from datamodules.transforms import FaceAugment, flip_label_table
+from occrecon.errors import DataFormatError
 from occrecon.labels import CELEBAMASK_FLIP, IGNORE_LABEL
 from occrecon.landmarks import EDGE_LINES_68, EDGE_LINES_AFLW19, FLIP_68, edge_line_heatmaps
+from occrecon.synth.shards import ShardReader
+from occrecon.utils.io import encode_png
 
 
 def test_edge_heatmap_hand_values() -> None:
@@ -140,3 +144,25 @@ def test_one_call_for_all_targets_equals_albumentations_per_target() -> None:
         padded += int((maps[0] == IGNORE_LABEL).any())
         np.testing.assert_allclose(moved, ref_moved, atol=1e-4)
     assert 0 < flips < 8 and padded > 0  # both flip branches and the border fill were compared
+
+
+def test_shard_pngs_decode_to_the_stored_arrays(tmp_path) -> None:  # noqa: ANN001
+    """OpenCV decodes the shard's PNGs (written by PIL) to the exact arrays, in RGB order."""
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
+    rgb[0, 0] = (255, 0, 0)  # a pure red pixel: catches a BGR/RGB swap
+    labels = rng.integers(0, 19, size=(16, 16), dtype=np.uint8)
+    path = tmp_path / "shard-00000.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("I_in/0000000.png", encode_png(rgb))
+        archive.writestr("parsing_in/0000000.png", encode_png(labels))
+        archive.writestr("I_gt/0000000.png", b"\x89PNG\r\n\x1a\n not a png")
+    reader = ShardReader(str(path), 0, 1, 16, 8, 10)
+    decoded = reader.image("I_in", 0)
+    np.testing.assert_array_equal(decoded, rgb)
+    assert decoded.dtype == np.uint8 and tuple(decoded[0, 0]) == (255, 0, 0)
+    np.testing.assert_array_equal(reader.image("parsing_in", 0), labels)
+    with pytest.raises(DataFormatError, match=r"shard-00000.zip.*I_gt/0000000.png"):
+        reader.image("I_gt", 0)
+    with pytest.raises(DataFormatError, match="parsing_gt/0000000.png"):
+        reader.image("parsing_gt", 0)
