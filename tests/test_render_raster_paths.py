@@ -9,7 +9,6 @@ import torch
 from test_render_raster import dense_reference
 from torch.autograd import gradcheck
 
-import occrecon.render.torch_raster as tr
 from occrecon.render.torch_raster import rasterize
 
 
@@ -44,8 +43,9 @@ def test_dense_tiny_triangles_match_reference():
     assert torch.equal(got, ref)
 
 
-def test_mixed_sizes_with_and_without_group_merging(monkeypatch):
-    # Coarse and fine fields together: many box sizes, so exact groups and merged square groups.
+def test_mixed_box_sizes_in_one_and_in_many_chunks():
+    # Coarse and fine fields together: many box sizes; chunks of 5 candidates cut between (and
+    # around) triangles whose boxes are larger than a chunk.
     fine, tri_f = height_field(12, 2, seed=1)
     coarse, tri_c = height_field(4, 2, seed=2)
     coarse = coarse * torch.tensor([0.7, 0.7, 1.0, 1.0], dtype=torch.float64)
@@ -53,11 +53,9 @@ def test_mixed_sizes_with_and_without_group_merging(monkeypatch):
     pos = torch.cat([fine, coarse], 1)
     tri = torch.cat([tri_f, tri_c + fine.shape[1]])
     ref = dense_reference(pos, tri, 37, 29)
-    for merge in (0, 1 << 30):  # no merging / every size merged into its square
-        monkeypatch.setattr(tr, "MERGE_CANDIDATES", merge)
-        for chunk in (5, 1 << 16):
-            got = rasterize(pos, tri, (37, 29), chunk_elems=chunk)[..., 3].long() - 1
-            assert torch.equal(got, ref), (merge, chunk)
+    for chunk in (1, 5, 1 << 16):
+        got = rasterize(pos, tri, (37, 29), chunk_elems=chunk)[..., 3].long() - 1
+        assert torch.equal(got, ref), chunk
 
 
 def test_gradients_finite_and_exact_with_mostly_empty_image():

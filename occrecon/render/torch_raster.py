@@ -15,10 +15,11 @@ How it works (two passes):
    triangle_id`` into a per-pixel z-buffer with ``scatter_reduce(amin)``: the nearest ``z/w``
    wins, exact ties go to the lower triangle id, so the result is deterministic.
    The box origin is tested for every triangle without any gather (a face mesh at 224 px has
-   most triangles at about one pixel, so that is most of the work); triangles with a larger box
-   are then grouped by the power-of-two size ``kw x kh`` of their box, and each group tests its
-   remaining candidates in chunks of ``chunk_elems``. No Python loop runs over pixels or
-   triangles. Edge functions are built from each edge's lower-index vertex, so two triangles
+   most triangles at about one pixel, so that is most of the work); the other centres of the
+   larger boxes are then enumerated exactly (each candidate a ``(triangle, dx, dy)`` triple from
+   ``repeat_interleave`` over the box sizes, no padding to a common box size) and tested in
+   chunks of about ``chunk_elems`` candidates, whole triangles per chunk. No Python loop runs
+   over pixels or triangles. Edge functions are built from each edge's lower-index vertex, so two triangles
    sharing an edge see exactly opposite values and pixel centres on the edge are never lost
    (watertight). A pixel is kept when ``-1 <= z/w <= 1`` (nvdiffrast's depth clip). Triangles
    with a vertex at ``w <= 0`` (behind the camera) are dropped rather than clipped (nvdiffrast
@@ -42,7 +43,6 @@ from occrecon.utils.checks import check_shape
 
 DEFAULT_CHUNK_ELEMS = 1 << 16
 TRIANGLES_PER_GROUP = 1 << 18
-MERGE_CANDIDATES = 1 << 15
 _EMPTY = torch.iinfo(torch.int64).max
 
 
@@ -115,29 +115,6 @@ def _test_candidates(
     return torch.where(inside, _depth_key(z, tid), _EMPTY)
 
 
-def _size_groups(ext_x: torch.Tensor, ext_y: torch.Tensor) -> list[tuple[torch.Tensor, int, int]]:
-    """Group boxes by size: ``[(idx_g, kw, kh)]`` with every box ``idx_g`` (indices into ``ext_x``,
-    ``ext_y``: a box spans ``ext + 1`` pixel centres) at most ``kw x kh`` centres (powers of two).
-    A size with few candidates joins the square size of its longer side, so small meshes do not
-    pay one group of tensor ops per size."""
-    ex = torch.frexp(ext_x).exponent  # box of e + 1 centres fits 2**exponent
-    ey = torch.frexp(ext_y).exponent
-    cls = ex * 32 + ey
-    counts = torch.bincount(cls, minlength=32 * 32).view(32, 32)
-    cand = counts * (1 << (torch.arange(32)[:, None] + torch.arange(32)[None, :])).to(counts.device)
-    small = (cand > 0) & (cand < MERGE_CANDIDATES)
-    if small.any():
-        square = torch.maximum(torch.arange(32)[:, None], torch.arange(32)[None, :]).to(counts.device) * 33
-        lut = torch.where(small, square, torch.arange(32 * 32, device=counts.device).view(32, 32))
-        cls = take_rows(lut.reshape(-1).to(cls.dtype), cls)
-        counts = torch.bincount(cls, minlength=32 * 32)
-    values = counts.reshape(-1).nonzero().squeeze(1).tolist()
-    idx = torch.arange(ext_x.shape[0], device=ext_x.device)
-    if len(values) == 1:
-        return [(idx, 1 << (values[0] // 32), 1 << (values[0] % 32))]
-    return [(take_rows(idx, (cls == v).nonzero().squeeze(1)), 1 << (v // 32), 1 << (v % 32)) for v in values]
-
-
 def _scatter_group(
     zbuf: torch.Tensor, pos: torch.Tensor, corner: torch.Tensor, size: tuple[int, int], chunk_elems: int
 ) -> None:
@@ -168,26 +145,33 @@ def _scatter_group(
         big = (keep & ((ext_x > 0) | (ext_y > 0))).reshape(-1).nonzero().squeeze(1)
         if big.numel() == 0:
             return
-        # One row per larger triangle (12 plane coefficients, then its box), so that each chunk
-        # below gathers its triangles with one row gather.
-        table = torch.stack([take_rows(c.reshape(-1), big) for c in (*planes, j0, i0, j1, i1)], -1)
+        # One row per larger triangle: 12 plane coefficients, its box origin and box width.
+        bx, by = take_rows(ext_x.reshape(-1), big) + 1, take_rows(ext_y.reshape(-1), big) + 1
+        table = torch.stack([*(take_rows(c.reshape(-1), big) for c in (*planes, j0, i0)), bx], -1)
         first, tid = take_rows(first.reshape(-1), big), big % n_tri
-        groups = _size_groups(table[:, 14] - table[:, 12], table[:, 15] - table[:, 13])
-    for idx, kw, kh in groups:
-        dy, dx = torch.meshgrid(torch.arange(kh, device=pos.device), torch.arange(kw, device=pos.device), indexing="ij")
-        dx, dy = dx.reshape(1, -1), dy.reshape(1, -1)
-        fdx, fdy = dx.to(pos.dtype), dy.to(pos.dtype)
-        for part in idx.split(max(1, chunk_elems // (kw * kh))):
-            with record_function("raster.binning"):
-                rows = take_rows(table, part)
-                pl = list(rows[:, :12, None].unbind(1))
-                bj0, bi0, bj1, bi1 = rows[:, 12:, None].unbind(1)
-                pix = take_rows(first, part)[:, None] + (dy * width + dx)
-            with record_function("raster.zbuffer"):
-                x, y = bj0 + fdx, bi0 + fdy  # [n, K] candidate centres
-                key = _test_candidates(pl, x, y, take_rows(tid, part)[:, None], (x <= bj1) & (y <= bi1))
-                # Candidates past the box are rejected (empty key) but must index inside zbuf.
-                zbuf.scatter_reduce_(0, pix.clamp_(max=zbuf.shape[0] - 1).reshape(-1), key.reshape(-1), reduce="amin")
+        count = (bx * by).long()  # pixel centres in each box
+        ends = count.cumsum(0)
+        # Chunks of whole triangles holding about chunk_elems candidates each.
+        cuts = torch.searchsorted(ends, torch.arange(chunk_elems, max(int(ends[-1]), chunk_elems), chunk_elems, device=ends.device))
+        bounds = [0, *(cuts + 1).tolist(), big.numel()]
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        if hi <= lo:
+            continue
+        with record_function("raster.binning"):
+            # Every centre of every box, enumerated exactly: candidate -> (triangle, dx, dy).
+            n_cand = count[lo:hi]
+            owner = torch.repeat_interleave(torch.arange(lo, hi, device=pos.device), n_cand)
+            start = take_rows(ends[lo:hi] - n_cand, owner - lo)
+            local = torch.arange(owner.numel(), device=pos.device) + (ends[lo] - n_cand[0]) - start
+            rows = take_rows(table, owner)
+            width_t = rows[:, 14].long()
+            dy = local // width_t
+            dx = local - dy * width_t
+            pix = take_rows(first, owner) + dy * width + dx
+        with record_function("raster.zbuffer"):
+            x, y = rows[:, 12] + dx, rows[:, 13] + dy
+            key = _test_candidates(list(rows[:, :12].unbind(1)), x, y, take_rows(tid, owner), None)
+            zbuf.scatter_reduce_(0, pix, key, reduce="amin")
 
 
 @torch.no_grad()
