@@ -11,7 +11,8 @@ Sections (``--all`` runs every one; without it only ``backends``):
    chunk size on the CPU) so the script never rots.
 2. ``train``: each stage's training img/s at 224 px (``bench/train_step.py``'s Lightning loop on
    a synthetic set), bf16 autocast (``bf16-mixed``) and channels-last on CUDA; for the coarse stage
-   also with its regressor under ``torch.compile`` (measured, compile time excluded).
+   also with its regressor under ``torch.compile`` (measured, compile time excluded); the data
+   loader's samples/s per worker on the GPU box's CPU and the loader workers that rate needs.
 3. ``pipeline``: full-pipeline inference (``bench/pipeline.py``): batch-1 latency and batch-64
    throughput, bf16 autocast, per stage.
 4. peak GPU memory of every section (``torch.cuda.max_memory_allocated``).
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -157,9 +159,13 @@ def check_training(args: argparse.Namespace, device: torch.device) -> list[dict]
                     print(f"  {stage} ({label}): skipped, {type(err).__name__}: {str(err).splitlines()[0][:120]}")
                     continue
                 ips = args.train_batch / r["step"]
-                rows.append({"stage": stage, "variant": label, "img_s": ips, **r})
+                per_worker = args.train_batch / r["loader"] if r["loader"] > 0 else float("nan")
+                workers = math.ceil(ips / per_worker) if math.isfinite(per_worker) else None
+                rows.append({"stage": stage, "variant": label, "img_s": ips, "loader_per_worker": per_worker,
+                             "workers_needed": workers, **r})  # fmt: skip
                 print(f"  {stage:<15} {label:<19} {ips:>9.1f} img/s  step {1e3 * r['step']:.1f} ms, "
-                      f"render {100 * r['render'] / r['step']:.0f}%, losses {100 * r['losses'] / r['step']:.0f}%")  # fmt: skip
+                      f"render {100 * r['render'] / r['step']:.0f}%, losses {100 * r['losses'] / r['step']:.0f}%, "
+                      f"loader {per_worker:.0f} img/s per worker on this CPU -> {workers} workers")  # fmt: skip
     return rows
 
 
