@@ -181,7 +181,9 @@ def _walk_to_silhouette(pos, tri, flat_nbr, winding, b, t_id, front, other, size
     into the neighbour (interior edge) -- on meshes finer than the pixel grid the segment crosses
     several triangles. Only still-walking pairs are processed at each step. A hit counts only if
     the silhouette edge belongs to this pair direction (``horizontal``: ``|dy| >= |dx|``, else
-    ``|dx| > |dy|``; see the module docstring).
+    ``|dx| > |dy|``; see the module docstring). The walk itself runs without autograd; the crossing
+    parameters of the hits are then recomputed once, in autograd, from their triangles (the same
+    arithmetic, so the same values).
 
     Returns:
         ``t [M]`` crossing parameters (autograd to ``pos``) and ``hit [M]``, the pairs they belong to.
@@ -191,25 +193,28 @@ def _walk_to_silhouette(pos, tri, flat_nbr, winding, b, t_id, front, other, size
     p_out = _centre(other, *size, pos.dtype)
     active = torch.arange(b.numel(), device=b.device)
     cur = t_id
-    hits, ts = [b.new_zeros(0)], [pos.new_zeros(0)]
-    for _ in range(MAX_HOPS):
-        if active.numel() == 0:
-            break
-        bb = take_rows(b, active)
-        ndc = _corners(pos, tri, bb, cur)
-        t_hop, edge_k = _exit(ndc, take_rows(p_in, active), take_rows(p_out, active))
-        with torch.no_grad():
+    hits, hit_tri = [b.new_zeros(0)], [b.new_zeros(0)]
+    with torch.no_grad():
+        for _ in range(MAX_HOPS):
+            if active.numel() == 0:
+                break
+            bb = take_rows(b, active)
+            ndc = _corners(pos.detach(), tri, bb, cur)
+            t_hop, edge_k = _exit(ndc, take_rows(p_in, active), take_rows(p_out, active))
             nb = take_rows(flat_nbr, cur * 3 + edge_k)
             nb_wind = take_rows(winding, bb * n_tri + nb.clamp(min=0))
             sil = (nb < 0) | (take_rows(winding, bb * n_tri + cur) != nb_wind)
             leaves = t_hop <= 1.0
-            this_direction = _steep(ndc.detach(), edge_k, size) == horizontal
+            this_direction = _steep(ndc, edge_k, size) == horizontal
             hit = (sil & leaves & this_direction).nonzero().squeeze(1)
             walk = (~sil & leaves).nonzero().squeeze(1)
-        hits.append(take_rows(active, hit))
-        ts.append(take_rows(t_hop, hit))
-        active, cur = take_rows(active, walk), take_rows(nb, walk)
-    return torch.cat(ts), torch.cat(hits)
+            hits.append(take_rows(active, hit))
+            hit_tri.append(take_rows(cur, hit))
+            active, cur = take_rows(active, walk), take_rows(nb, walk)
+    hit, tri_hit = torch.cat(hits), torch.cat(hit_tri)
+    ndc = _corners(pos, tri, take_rows(b, hit), tri_hit)
+    t, _ = _exit(ndc, take_rows(p_in, hit), take_rows(p_out, hit))
+    return t, hit
 
 
 def _pair_deltas(color, rast, pos, tri, nbr, winding, axis, near):
