@@ -45,16 +45,9 @@ from typing import Any
 import numpy as np
 import scipy.io
 
-from datamodules.common import (
-    FaceDataModule,
-    RawSample,
-    Record,
-    check_points_in_image,
-    format_error,
-    raise_or_report,
-    require_file,
-    square_box,
-)
+from datamodules.common import FaceDataModule, RawSample, Record
+from datamodules.crops import square_box
+from datamodules.files import check_points_in_image, format_error, raise_or_report, require_file
 from datamodules.w300 import PTS_OFFSET
 from occrecon.landmarks import NUM_LANDMARKS_AFLW19
 from occrecon.utils.io import read_image

@@ -1,4 +1,4 @@
-"""Pieces shared by every real data-set module: roots, crop boxes, samples, skip policy, base classes.
+"""The sample every real data set serves and the base classes that serve it (FaceDataset, FaceDataModule).
 
 Frames follow ``CONVENTIONS.md``: continuous pixel coordinates ``(x, y)``, origin at the top-left
 corner of the top-left pixel. A sample is a dict of tensors (keys present only when the data set
@@ -21,171 +21,49 @@ sample, so training batches always have ``batch_size`` samples (never a batch of
 BatchNorm rejects); in evaluation splits it is returned as ``None`` and :func:`collate_skip_none`
 leaves it out of the batch. Training loaders also drop the incomplete last batch
 (``drop_last=True``) whenever the split holds at least one full batch.
+
+The pieces live in cohesive modules and are re-exported here (the data-set modules import them
+from here): :mod:`datamodules.files` (format errors, roots, required files),
+:mod:`datamodules.crops` (crop boxes, :func:`crop_to_box`), :mod:`datamodules.loaders` (skip
+policy, seeded loaders, collate), :mod:`datamodules.edge_heatmaps` (:func:`edge_lines_for`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
-import cv2
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
+from torch.utils.data import DataLoader, Dataset
 
-from datamodules.edge_heatmaps import edge_line_heatmaps_np
+from datamodules.crops import Box, box_from_landmarks, crop_to_box, full_image_box, square_box
+from datamodules.edge_heatmaps import edge_lines_for
+from datamodules.files import (
+    check_points_in_image,
+    error_kind,
+    format_error,
+    raise_or_report,
+    require_file,
+    resolve_root,
+)
+from datamodules.loaders import SkipLog, build_loader, collate_skip_none, load_or_skip, seed_worker
 from datamodules.transforms import FaceAugment
-from occrecon.errors import DataFormatError, MissingAssetError
 from occrecon.labels import IGNORE_LABEL
-from occrecon.landmarks import EDGE_LINES_68, EDGE_LINES_AFLW19, NUM_LANDMARKS_AFLW19
 from occrecon.utils.seeding import numpy_generator
 
+__all__ = [  # the names of this module and those it hands on (imported from here across the repo)
+    "IGNORE_LABEL", "STAGE_DATASETS", "Box", "FaceDataModule", "FaceDataset", "RawSample", "Record", "SkipLog",
+    "assemble_sample", "box_from_landmarks", "build_loader", "check_points_in_image", "collate_skip_none",
+    "crop_to_box", "edge_lines_for", "error_kind", "format_error", "full_image_box", "load_or_skip",
+    "raise_or_report", "require_file", "resolve_root", "seed_worker", "square_box",
+]  # fmt: skip
+
 log = logging.getLogger(__name__)
-
-
-Box = tuple[float, float, float, float]
-"""``(x0, y0, x1, y1)`` in continuous pixel coordinates."""
-
-# --------------------------------------------------------------------------- errors and roots
-
-
-def format_error(
-    kind: str, path: str | Path, expected: str, line: int | None = None, got: str | None = None
-) -> DataFormatError:
-    """A :class:`DataFormatError` tagged with ``kind`` (``corrupt``, ``labels``, ``points``, ``format``)
-    so ``occrecon data check`` can count problems per category."""
-    err = DataFormatError(path, expected, line=line, got=got)
-    err.kind = kind  # type: ignore[attr-defined]
-    return err
-
-
-def error_kind(err: BaseException) -> str:
-    """Category of a loading error: ``missing`` for absent files, else the tag of :func:`format_error`."""
-    if isinstance(err, FileNotFoundError):
-        return "missing"
-    return getattr(err, "kind", "corrupt")
-
-
-def raise_or_report(err: BaseException, on_error: Callable[[BaseException], None] | None) -> None:
-    """Raise ``err``, or hand it to ``on_error`` when given (``skip_bad`` indexing, ``occrecon data check``)."""
-    if on_error is None:
-        raise err
-    on_error(err)
-
-
-def check_points_in_image(points: np.ndarray, image: np.ndarray, path: str | Path, slack: float = 0.5) -> None:
-    """Raise a ``points`` :class:`DataFormatError` naming ``path`` when a landmark ``[N, 2]`` lies
-    farther than ``slack`` x the image side outside the ``H x W`` image (annotation of another image,
-    swapped x/y, wrong units); landmarks just outside the frame are normal (cropped faces)."""
-    height, width = image.shape[:2]
-    low = -slack * np.array([width, height])
-    high = (1.0 + slack) * np.array([width, height])
-    outside = ~((points >= low) & (points <= high)).all(axis=1)
-    if outside.any():
-        first = int(np.flatnonzero(outside)[0])
-        raise format_error(
-            "points", path, f"landmarks within {slack:.0%} of the {width}x{height} image",
-            got=f"{int(outside.sum())} point(s) outside, e.g. point {first + 1} at {points[first].round(1).tolist()}",
-        )  # fmt: skip
-
-
-def require_file(path: Path, what: str) -> Path:
-    """Return ``path`` or raise ``FileNotFoundError`` naming it and what it should contain."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: {what} is missing")
-    return path
-
-
-def resolve_root(
-    root: str | os.PathLike[str] | None, env_var: str, default_folder: str, what: str, how_to_get: str
-) -> Path:
-    """Find a data set's root folder: ``root``, else ``$<env_var>``, else ``$OCCRECON_DATA/<default_folder>``.
-
-    Raises :class:`MissingAssetError` naming the place looked at and where users obtain the data set.
-    """
-    if root is not None and str(root) != "":
-        path = Path(root).expanduser()
-    elif os.environ.get(env_var):
-        path = Path(os.environ[env_var]).expanduser()
-    elif os.environ.get("OCCRECON_DATA"):
-        path = Path(os.environ["OCCRECON_DATA"]).expanduser() / default_folder
-    else:
-        hint = f"Set root=..., ${env_var} or $OCCRECON_DATA (expects $OCCRECON_DATA/{default_folder}). {how_to_get}"
-        raise MissingAssetError(f"<{what} root>", what, hint)
-    if not path.is_dir():
-        raise MissingAssetError(path, f"{what} folder", how_to_get)
-    return path
-
-
-# --------------------------------------------------------------------------- crop boxes
-
-
-def square_box(box: Box, margin: float = 0.0) -> Box:
-    """The square around ``box``'s centre with side ``max(w, h) * (1 + 2 * margin)``.
-
-    ``margin`` is the fraction of the side added on each side (0.2 -> 40 % larger).
-    """
-    x0, y0, x1, y1 = box
-    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
-    half = max(x1 - x0, y1 - y0) * (1.0 + 2.0 * margin) / 2.0
-    if half <= 0:
-        half = 0.5
-    return (cx - half, cy - half, cx + half, cy + half)
-
-
-def box_from_landmarks(landmarks: np.ndarray, margin: float = 0.2) -> Box:
-    """Square crop box around all ``landmarks`` ``[N, 2]`` (visible or not), see :func:`square_box`."""
-    lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
-    return square_box((float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])), margin)
-
-
-def full_image_box(height: int, width: int) -> Box:
-    """The square box centred on the image that contains all of it (short side padded)."""
-    return square_box((0.0, 0.0, float(width), float(height)), 0.0)
-
-
-def _box_matrix(scale: float, x0: float, y0: float, fx: float = 1.0, fy: float = 1.0) -> np.ndarray:
-    """OpenCV ``2x3`` map of ``x' = scale (x - x0)`` for a source resized by ``(fx, fy)``.
-
-    OpenCV puts pixel centres at integers, ours at ``+0.5``: ``x_cv = x - 0.5`` on both sides.
-    """
-    ax, ay = scale / fx, scale / fy
-    return np.array([[ax, 0.0, 0.5 * ax - scale * x0 - 0.5], [0.0, ay, 0.5 * ay - scale * y0 - 0.5]])
-
-
-def crop_to_box(
-    image: np.ndarray, box: Box, size: int, label_map: np.ndarray | None = None, landmarks: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Resample the square ``box`` of ``image`` ``[H, W, 3]`` to ``size x size`` (padding with 0).
-
-    Labels are resampled nearest-neighbour with :data:`IGNORE_LABEL` outside the image; landmarks
-    ``[N, 2]`` are mapped by the same similarity ``x' = s (x - x0)``, ``s = size / box_width``.
-    """
-    x0, y0, x1, _ = box
-    scale = size / (x1 - x0)
-    fx = fy = 1.0
-    if scale < 0.5:  # area-average first so the bilinear warp does not alias
-        small = cv2.resize(image, None, fx=scale * 2.0, fy=scale * 2.0, interpolation=cv2.INTER_AREA)
-        fx, fy = small.shape[1] / image.shape[1], small.shape[0] / image.shape[0]
-        image = small
-    matrix = _box_matrix(scale, x0, y0, fx, fy)
-    out = cv2.warpAffine(
-        image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)
-    )
-    labels_out = None
-    if label_map is not None:
-        labels_out = cv2.warpAffine(
-            label_map.astype(np.uint8), _box_matrix(scale, x0, y0), (size, size), flags=cv2.INTER_NEAREST,
-            borderMode=cv2.BORDER_CONSTANT, borderValue=IGNORE_LABEL,
-        ).astype(np.int64)  # fmt: skip
-    points_out = None if landmarks is None else (landmarks - np.array([x0, y0])) * scale
-    return out, labels_out, points_out
-
 
 # --------------------------------------------------------------------------- samples
 
@@ -208,16 +86,6 @@ class RawSample:
     label_map: np.ndarray | None = None  # [H, W] int64, same size as image
     landmarks: np.ndarray | None = None  # [N, 2] float pixels
     visibility: np.ndarray | None = None  # [N] bool
-
-
-def edge_lines_for(landmarks: torch.Tensor, image_size: int, heatmap_size: int, sigma: float) -> torch.Tensor:
-    """``[13, h, w]`` edge-line heatmaps for ``[N, 2]`` landmarks given in ``image_size`` pixels.
-
-    68 points use the LAB lines; 19 points the AFLW-19 grouping of ``occrecon.landmarks``.
-    """
-    lines = EDGE_LINES_AFLW19 if landmarks.shape[0] == NUM_LANDMARKS_AFLW19 else EDGE_LINES_68
-    scaled = landmarks.detach().float().cpu().numpy() * (heatmap_size / image_size)
-    return torch.from_numpy(edge_line_heatmaps_np(scaled, (heatmap_size, heatmap_size), sigma=sigma, lines=lines))
 
 
 def assemble_sample(
@@ -245,47 +113,6 @@ def assemble_sample(
 
 
 # --------------------------------------------------------------------------- dataset
-
-
-class SkipLog:
-    """Counts skipped samples (path, reason) and logs one summary per split."""
-
-    def __init__(self, split: str) -> None:
-        self.split, self.items = split, []  # type: ignore[var-annotated]
-
-    def add(self, err: BaseException) -> None:
-        self.items.append(str(err))
-        # the running count makes each worker's log a summary of its own skips so far
-        log.warning("skipping bad sample #%d of split %r (skip_bad=True): %s", len(self.items), self.split, err)
-
-    def summary(self, kept: int) -> None:
-        if self.items:
-            log.warning("%s: skipped %d bad sample(s), kept %d (skip_bad=True)", self.split, len(self.items), kept)
-
-
-T = TypeVar("T")
-
-
-def load_or_skip(
-    load: Callable[[int], T], index: int, count: int, skip_bad: bool, substitute: bool, skipped: SkipLog
-) -> T | None:
-    """``load(index)``, applying the skip policy (module docstring) to DataFormatError / FileNotFoundError.
-
-    ``skip_bad=False``: the error propagates. Else it is counted in ``skipped`` and the result is
-    ``None`` or, with ``substitute``, ``load`` of the next index that works (wrapping around;
-    a split where every sample fails raises DataFormatError).
-    """
-    for step in range(count if (skip_bad and substitute) else 1):
-        try:
-            return load((index + step) % count)
-        except (DataFormatError, FileNotFoundError) as err:
-            if not skip_bad:
-                raise
-            skipped.add(err)
-    if substitute:
-        raise DataFormatError(f"<split {skipped.split!r}>", "at least one loadable sample",
-                              got=f"all {count} failed (skip_bad=True)")  # fmt: skip
-    return None
 
 
 class FaceDataset(Dataset):
@@ -346,53 +173,6 @@ class FaceDataset(Dataset):
         return sample
 
 
-def build_loader(
-    dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int, pin_memory: bool = False, collate_fn: Any = None
-) -> DataLoader:
-    """The loader every data module returns (``shuffle=True``: the training loader).
-
-    Training loaders drop the incomplete last batch when the split has at least one full batch
-    (a last batch of one sample would break BatchNorm).
-
-    Training loaders (``shuffle=True``) are :class:`occrecon.callbacks.ResumableDataLoader`: the
-    shuffle order and the worker seeds come from the global RNG (seeded by ``seed_everything``),
-    which that loader saves and restores, so a run resumed at an epoch boundary or mid-epoch sees
-    the same batches as an uninterrupted one (with ``num_workers=0`` the main-process augmentation
-    generator is part of that saved state, see :mod:`occrecon.callbacks.resume`).
-    """
-    from occrecon.callbacks import ResumableDataLoader
-
-    loader_cls = ResumableDataLoader if shuffle else DataLoader
-    drop_last = shuffle and len(dataset) >= batch_size  # type: ignore[arg-type]
-    return loader_cls(
-        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, collate_fn=collate_fn,
-        worker_init_fn=seed_worker, pin_memory=pin_memory, drop_last=drop_last,
-    )  # fmt: skip
-
-
-def seed_worker(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: give each worker's dataset its own augmentation generator.
-
-    The worker seed (``torch``'s ``base_seed + worker_id``; ``base_seed`` is drawn from the global
-    RNG each epoch) differs between workers and epochs and is reproducible under
-    ``seed_everything``; the data module's ``seed`` and the distributed rank are mixed in, so no
-    two workers share an augmentation stream.
-    """
-    from occrecon.callbacks import dataset_generators
-
-    info = get_worker_info()
-    if info is None:
-        return
-    for target in dataset_generators(info.dataset):  # through Subset / ConcatDataset wrappers
-        target.rng = numpy_generator(target.seed, info.seed, getattr(target, "rank", 0))
-
-
-def collate_skip_none(batch: list[Any]) -> Any:
-    """``default_collate`` without the ``None`` entries of skipped samples (``None`` if all were)."""
-    kept = [item for item in batch if item is not None]
-    return default_collate(kept) if kept else None
-
-
 # --------------------------------------------------------------------------- data module
 
 
@@ -400,6 +180,7 @@ STAGE_DATASETS: dict[str, tuple[str, ...]] = {
     "fit": ("fit", "validate"), "validate": ("validate",), "test": ("test",), "predict": ("test",),
 }  # fmt: skip
 """Lightning stage -> the datasets it needs (``predict`` uses the test split)."""
+
 
 class FaceDataModule(L.LightningDataModule):
     """Base of the real data-set modules: builds datasets per split and the seeded loaders.

@@ -10,6 +10,9 @@ it is at least ``3 sigma`` from the segment), all segments at once in one ``[S, 
 (``k`` the largest such box, clipped to the image; ~0.15 ms per sample). A line's value at a
 pixel is the largest of its segments' values there: ``exp`` falls with the distance, so that is
 the value at the nearest segment, ``exp(-min_s D_s^2 / (2 sigma^2))``.
+
+:func:`edge_lines_for` is the ``edge_lines`` entry of a sample (``datamodules.common``): the
+heatmaps of its landmarks at ``heatmap_size``.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+import torch
 
-from occrecon.landmarks import EDGE_LINES_68
+from occrecon.landmarks import EDGE_LINES_68, EDGE_LINES_AFLW19, NUM_LANDMARKS_AFLW19
 
 
 @lru_cache(maxsize=8)
@@ -74,3 +78,13 @@ def edge_line_heatmaps_np(
     flat = (owner[:, None, None] * height + rows[:, :, None]) * width + cols[:, None, :]
     np.maximum.at(out, flat[keep], heat[keep])
     return out.reshape(len(lines), height, width)
+
+
+def edge_lines_for(landmarks: torch.Tensor, image_size: int, heatmap_size: int, sigma: float) -> torch.Tensor:
+    """``[13, h, w]`` edge-line heatmaps for ``[N, 2]`` landmarks given in ``image_size`` pixels.
+
+    68 points use the LAB lines; 19 points the AFLW-19 grouping of ``occrecon.landmarks``.
+    """
+    lines = EDGE_LINES_AFLW19 if landmarks.shape[0] == NUM_LANDMARKS_AFLW19 else EDGE_LINES_68
+    scaled = landmarks.detach().float().cpu().numpy() * (heatmap_size / image_size)
+    return torch.from_numpy(edge_line_heatmaps_np(scaled, (heatmap_size, heatmap_size), sigma=sigma, lines=lines))

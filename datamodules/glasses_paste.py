@@ -49,7 +49,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.celebamask_hq import ATTRIBUTE_FILE, CelebAMaskHQDataModule, load_celebamask
-from datamodules.common import Record, build_loader, format_error
+from datamodules.common import Record
+from datamodules.files import format_error
+from datamodules.loaders import build_loader
 from occrecon.labels import CELEBAMASK, CELEBAMASK_FLIP
 from occrecon.utils.seeding import numpy_generator
 

@@ -21,15 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from datamodules.common import (
-    FaceDataModule,
-    RawSample,
-    Record,
-    format_error,
-    full_image_box,
-    raise_or_report,
-    require_file,
-)
+from datamodules.common import FaceDataModule, RawSample, Record
+from datamodules.crops import full_image_box
+from datamodules.files import format_error, raise_or_report, require_file
 from occrecon.labels import HELEN_CLASSES, HELEN_FLIP
 from occrecon.utils.io import read_image, read_label_map
 

@@ -34,17 +34,9 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from datamodules.common import (
-    FaceDataModule,
-    FaceDataset,
-    RawSample,
-    Record,
-    format_error,
-    full_image_box,
-    raise_or_report,
-    require_file,
-    square_box,
-)
+from datamodules.common import FaceDataModule, FaceDataset, RawSample, Record
+from datamodules.crops import full_image_box, square_box
+from datamodules.files import format_error, raise_or_report, require_file
 from occrecon.errors import MissingAssetError
 from occrecon.utils.io import read_image
 
@@ -277,7 +269,7 @@ class LFWDataModule(FaceDataModule):
     def make_dataset(self, split: str, train: bool = False) -> Any:
         if split not in ("images", "pairs"):
             raise ValueError(f"LFW split must be images or pairs, got {split!r}")
-        from datamodules.common import SkipLog
+        from datamodules.loaders import SkipLog
         from datamodules.transforms import FaceAugment
 
         skips = SkipLog(split)

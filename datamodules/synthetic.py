@@ -42,7 +42,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.common import SkipLog, build_loader, collate_skip_none, edge_lines_for, load_or_skip
+from datamodules.edge_heatmaps import edge_lines_for
+from datamodules.loaders import SkipLog, build_loader, collate_skip_none, load_or_skip
 from datamodules.transforms import FaceAugment
 from occrecon.errors import ConfigError
 from occrecon.labels import CELEBAMASK_FLIP
@@ -104,7 +105,7 @@ class SyntheticFaces(Dataset):
         split: str = "",
     ) -> None:
         self.fields = tuple(fields)
-        # skip policy of datamodules.common: training samples are replaced, evaluation ones dropped
+        # skip policy of datamodules.loaders: training samples are replaced, evaluation ones dropped
         self.skip_bad, self.substitute, self.skipped = skip_bad, split == "train", SkipLog(split)
         stored = set(self.fields)
         if augment is not None and "edge_lines" in stored:  # redrawn from the augmented landmarks

@@ -1,6 +1,6 @@
 """The one augmentation module of every data set (albumentations): scale/rotate/shift, flip, colour.
 
-Applied after the crop to the face box (``datamodules.common.crop_to_box``), on the ``S x S``
+Applied after the crop to the face box (``datamodules.crops.crop_to_box``), on the ``S x S``
 crop. Image, label map and keypoints go through the same albumentations call, so they stay
 consistent. Details:
 
@@ -15,7 +15,7 @@ consistent. Details:
   subject's side) and Helen's (the viewer's side); see ``occrecon.labels``.
 * Pixels that come from outside the crop get image 0 and label ``IGNORE_LABEL``.
 * Randomness comes only from the ``numpy.random.Generator`` passed in (one per worker, see
-  ``datamodules.common.seed_worker``): the same generator state gives the same augmentation.
+  ``datamodules.loaders.seed_worker``): the same generator state gives the same augmentation.
 """
 
 from __future__ import annotations

@@ -36,16 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from datamodules.common import (
-    FaceDataModule,
-    RawSample,
-    Record,
-    box_from_landmarks,
-    check_points_in_image,
-    format_error,
-    raise_or_report,
-    require_file,
-)
+from datamodules.common import FaceDataModule, RawSample, Record
+from datamodules.crops import box_from_landmarks
+from datamodules.files import check_points_in_image, format_error, raise_or_report, require_file
 from occrecon.landmarks import NUM_LANDMARKS_68
 from occrecon.utils.io import read_image
 
