@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 
@@ -228,6 +229,48 @@ def test_demo_section_draws_every_map_and_compares_with_the_coarse_stage_alone(d
     assert (tmp_path / "pipeline.png").is_file()
     assert "coarse alone (on I_in)" in section.tables[0]
     assert "| 3D rigid (mm) |" in section.tables[0]
+
+
+def _table_row(table: str, label: str) -> list[float]:
+    row = next(line for line in table.splitlines() if line.startswith(f"| {label} |"))
+    return [float(cell) for cell in row.strip("|").split("|")[1:]]
+
+
+def test_demo_section_numbers_match_a_direct_computation(dataset: Path, tmp_path: Path) -> None:
+    """The report's NME columns and the PSNR inside the occluders, recomputed here with numpy from
+    the chain's outputs on the same test batch (inter-ocular NME over visible points; PSNR of the
+    occluder pixels of each image, then the mean)."""
+    from occrecon.evaluation.pipeline import demo_section
+
+    synthesis = {"model": {"width": 8, "num_blocks": 1, "identity": "none"}}
+    system = _pipeline(trainable=(), synthesis=synthesis).eval()
+    dm = SyntheticDataModule(image_size=SIZE, root=str(dataset), fields=FIELDS, augment=False, batch_size=4,
+                             generate=False, val_fraction=0.25, test_fraction=0.25)  # fmt: skip
+    section = demo_section(system, dm, tmp_path, max_batches=1)
+    dm.setup("test")
+    batch = next(iter(dm.test_dataloader()))
+    with torch.no_grad():
+        chain = system(batch["image"])
+        alone = {k: v for k, v in chain.items() if k not in ("I_out", "coeffs", "render")}
+        LINKS["reconstruction"].run(system.stages["reconstruction"], alone)  # the same coarse stage on I_in
+
+    gt = batch["landmarks"].numpy()
+    vis = batch["landmark_visible"].numpy() > 0
+    iod = np.linalg.norm(gt[:, 36] - gt[:, 45], axis=-1)
+
+    def nme(state: dict) -> float:
+        err = np.linalg.norm(state["render"].landmarks.numpy() - gt, axis=-1)
+        return float(np.mean((err * vis).sum(1) / np.maximum(vis.sum(1), 1) / iod))
+
+    chain_nme, alone_nme = _table_row(section.tables[0], "NME")
+    assert chain_nme == pytest.approx(nme(chain), rel=1e-3)
+    assert alone_nme == pytest.approx(nme(alone), rel=1e-3)
+
+    mask = batch["occluder_mask"].numpy() > 0.5
+    i_in, i_gt = batch["image"].numpy(), batch["I_gt"].numpy()
+    psnr = [10 * np.log10(1.0 / np.mean((i_in[b] - i_gt[b])[np.broadcast_to(mask[b], i_in[b].shape)] ** 2))
+            for b in range(len(mask)) if mask[b].any()]  # fmt: skip
+    assert section.metrics["inside occluders: I_in psnr"] == pytest.approx(float(np.mean(psnr)), rel=1e-4)
 
 
 def test_detail_closes_the_chain_on_the_coarse_prediction(dataset: Path) -> None:
