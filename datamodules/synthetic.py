@@ -167,13 +167,12 @@ class SyntheticFaces(Dataset):
         for key, value in raw.items():
             if key in _IMAGES:
                 raw[key] = cv2.resize(value, (self.size, self.size), interpolation=smooth)
-            elif key in _PER_PIXEL:
-                resized = cv2.resize(
-                    value.astype(np.float32) if value.dtype in (np.bool_, np.float16) else value,
-                    (self.size, self.size),
-                    interpolation=cv2.INTER_NEAREST,
-                )
-                raw[key] = resized.astype(value.dtype)
+            elif key in _PER_PIXEL:  # nearest-neighbour copies stored values: float16 ones stay exact in
+                # float32 (what _to_tensors serves), booleans are resampled as their 0/1 bytes
+                source = value.view(np.uint8) if value.dtype == np.bool_ else value
+                source = source.astype(np.float32) if source.dtype == np.float16 else source
+                resized = cv2.resize(source, (self.size, self.size), interpolation=cv2.INTER_NEAREST)
+                raw[key] = resized.view(np.bool_) if value.dtype == np.bool_ else resized
             elif key == "landmarks":
                 raw[key] = (value * scale).astype(np.float32)
         return raw
@@ -181,24 +180,22 @@ class SyntheticFaces(Dataset):
     def _to_tensors(self, raw: dict[str, np.ndarray]) -> dict[str, Any]:
         size = self.size
         out: dict[str, Any] = {}
-        for key, value in raw.items():
-            array = np.array(value)  # a writable copy (decoded PNGs are read-only); keeps 0-d scalars 0-d
+        for key, value in raw.items():  # one copy each: decoded arrays may be read-only, shard rows are views
             if key in _IMAGES:
-                out[key] = torch.from_numpy(array).permute(2, 0, 1).float() / 255.0
+                out[key] = torch.from_numpy(value.astype(np.float32)).permute(2, 0, 1).div_(255.0)
             elif key in _MAPS_HWC:
-                out[key] = torch.from_numpy(array.astype(np.float32)).permute(2, 0, 1)
+                out[key] = torch.from_numpy(value.astype(np.float32)).permute(2, 0, 1)
             elif key in _SCALAR_MAPS or key in ("occluder_mask", "face_mask"):
-                out[key] = torch.from_numpy(array.astype(np.float32))[None]
+                out[key] = torch.from_numpy(value.astype(np.float32))[None]
             elif key == "bump":
-                out[key] = torch.from_numpy(array.astype(np.float32))[None] / 255.0
+                out[key] = torch.from_numpy(value.astype(np.float32))[None].div_(255.0)
             elif key in ("parsing_in", "parsing_gt", "occluders", "glasses"):
-                out[key] = torch.from_numpy(np.asarray(array, dtype=np.int64))
+                out[key] = torch.from_numpy(np.asarray(value).astype(np.int64))
             elif key == "edge_lines" and self.augment is None:
-                out[key] = torch.from_numpy(array.astype(np.float32)) / 255.0
+                out[key] = torch.from_numpy(value.astype(np.float32)).div_(255.0)
             else:
-                out[key] = (
-                    torch.from_numpy(array) if array.dtype != np.float16 else torch.from_numpy(array.astype(np.float32))
-                )
+                array = np.array(value)  # keeps 0-d scalars 0-d
+                out[key] = torch.from_numpy(array.astype(np.float32) if array.dtype == np.float16 else array)
         if "landmarks" in out:
             pts = out["landmarks"].float()
             inside = (pts[:, 0] >= 0) & (pts[:, 0] < size) & (pts[:, 1] >= 0) & (pts[:, 1] < size)

@@ -153,7 +153,10 @@ class FaceAugment:
         inputs: dict[str, np.ndarray] = {"image": images[0]}
         inputs.update({name: image for name, image in zip(extra, images[1:], strict=True)})
         if label_maps:
-            stacked = np.stack([np.asarray(label).astype(np.uint8, copy=False) for label in label_maps], axis=-1)
+            channels = [np.asarray(label).astype(np.uint8, copy=False) for label in label_maps]
+            if len(channels) == 2:  # OpenCV warps 2-channel images differently (off by a pixel): add a third
+                channels.append(np.zeros_like(channels[0]))
+            stacked = np.stack(channels, axis=-1)
             inputs["mask"] = stacked[..., 0] if len(label_maps) == 1 else stacked
         points = np.zeros((0, 2), np.float32) if landmarks is None else np.asarray(landmarks, np.float32) - 0.5
         out = pipeline(**inputs, keypoints=points)

@@ -116,19 +116,21 @@ def _reference_augment(augment: FaceAugment, rng: np.random.Generator, image, la
     return out_images, out_labels, moved
 
 
-def test_one_call_for_all_targets_equals_albumentations_per_target() -> None:
-    """``FaceAugment.apply_many`` (one albumentations call for two images and three label maps)
-    gives exactly what albumentations gives on each target alone with the same seed."""
+@pytest.mark.parametrize("count", [1, 2, 3, 5])
+def test_one_call_for_all_targets_equals_albumentations_per_target(count: int) -> None:
+    """``FaceAugment.apply_many`` (one albumentations call for two images and ``count`` label maps,
+    stacked as the channels of one mask) gives exactly what albumentations gives on each target
+    alone with the same seed."""
     from skimage.data import astronaut
 
     rng = np.random.default_rng(0)
     image = np.ascontiguousarray(astronaut()[::4, ::4])
     other = np.ascontiguousarray(image[::-1])
-    labels = [rng.integers(0, high, size=(128, 128)).astype(np.uint8) for high in (19, 5, 2)]
+    labels = [rng.integers(0, high, size=(128, 128)).astype(np.uint8) for high in (19, 5, 2, 19, 3)][:count]
     points = rng.uniform(10.0, 118.0, size=(68, 2)).astype(np.float32)
     augment = FaceAugment(flip_prob=0.5, rotate_deg=20, scale_jitter=0.2, translate=0.1, colour_jitter=0.0,
                           label_flip=CELEBAMASK_FLIP)  # fmt: skip
-    flip_labels = [True, False, False]
+    flip_labels = [True, False, False, True, False][:count]
     flips = padded = 0
     for seed in range(8):
         images, maps, moved, _ = augment.apply_many(
@@ -141,7 +143,7 @@ def test_one_call_for_all_targets_equals_albumentations_per_target() -> None:
         for got, want in zip([*images, *maps], [*ref_images, *ref_maps], strict=True):
             np.testing.assert_array_equal(got, want)
         assert all(m.dtype == np.int64 for m in maps)
-        padded += int((maps[0] == IGNORE_LABEL).any())
+        padded += int((maps[-1] == IGNORE_LABEL).any())
         np.testing.assert_allclose(moved, ref_moved, atol=1e-4)
     assert 0 < flips < 8 and padded > 0  # both flip branches and the border fill were compared
 
