@@ -1,7 +1,7 @@
 """Fast paths of the torch rasterizer (issue 18) against the brute-force reference.
 
-The rasterizer tests every triangle's box origin without gathers, then the larger boxes in
-power-of-two size groups, small groups merged into square ones, and computes barycentrics densely
+The rasterizer tests every triangle's box origin without gathers, then every other centre of the
+larger boxes, enumerated exactly in chunks of whole triangles, and computes barycentrics densely
 with safe denominators on empty pixels. Each path is checked here on a scene that exercises it.
 """
 
