@@ -49,3 +49,27 @@ def test_tiny_demo_writes_a_report_with_every_stage(tmp_path: Path, capsys: pyte
     assert "-c experiments/debug/tiny.yaml" in report  # the reproduce line names the smoke overlay
     assert main(args) == 2  # an existing report is kept unless --overwrite
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_demo_regenerates_a_synthetic_set_of_another_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A set written by an older occrecon (format 1: mirrored l_/r_ labels) is rebuilt, not read;
+    a current, complete set with the same n/size/seed is reused as it is."""
+    import json
+
+    from occrecon.commands.demo import ensure_synthetic
+    from occrecon.synth.reader import load_manifest
+
+    data = tmp_path / "synthetic-demo"
+    ensure_synthetic(data, 2, 32, 0, 1)
+    manifest = json.loads((data / "manifest.json").read_text())
+    manifest["format_version"] = 1
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    stale = data / "shards" / "left-over.txt"
+    stale.write_text("from the old set")
+    _, seconds = ensure_synthetic(data, 2, 32, 0, 1)
+    assert "holds synthetic format 1" in capsys.readouterr().out
+    assert seconds > 0 and not stale.exists()
+    assert load_manifest(data)["format_version"] == 2
+    mtime = (data / "manifest.json").stat().st_mtime_ns
+    assert ensure_synthetic(data, 2, 32, 0, 1)[1] == 0.0  # reused
+    assert (data / "manifest.json").stat().st_mtime_ns == mtime

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import platform
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,13 +51,22 @@ def ensure_synthetic(data_dir: Path, n: int, size: int, seed: int, workers: int 
     """Generate (or finish) the demo data set; returns its folder and the seconds spent."""
     from occrecon.synth.config import SynthConfig
     from occrecon.synth.dataset_writer import generate_dataset
+    from occrecon.synth.fields import FORMAT_NAME, FORMAT_VERSION
     from occrecon.synth.reader import load_manifest
 
     start = time.perf_counter()
-    if (data_dir / "manifest.json").is_file():
-        manifest = load_manifest(data_dir)
-        if manifest.get("complete") and manifest["config"]["n"] == n and manifest["config"]["size"] == size and manifest["config"]["seed"] == seed:
-            return data_dir, 0.0
+    path = data_dir / "manifest.json"
+    if path.is_file():
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        version = manifest.get("format_version")
+        if manifest.get("format") == FORMAT_NAME and version != FORMAT_VERSION:
+            # the demo's own generated set, written by another occrecon: regenerate it (about 30 s)
+            print(f"[demo] {data_dir} holds synthetic format {version}, this occrecon writes {FORMAT_VERSION}: regenerating it")
+            shutil.rmtree(data_dir)
+        elif manifest.get("complete"):
+            config = load_manifest(data_dir)["config"]
+            if (config["n"], config["size"], config["seed"]) == (n, size, seed):
+                return data_dir, 0.0
     print(f"[demo] generating {n} synthetic samples at {size} px into {data_dir}")
     generate_dataset(SynthConfig(n=n, size=size, seed=seed), data_dir, workers=workers)
     return data_dir, time.perf_counter() - start

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 FORMAT_NAME = "occrecon-synth"
-FORMAT_VERSION = 1
-"""Bump when the on-disk layout or a field's meaning changes; the reader refuses other versions."""
+FORMAT_VERSION = 2
+"""Bump when the on-disk layout or a field's meaning changes; the reader refuses other versions.
+2: ``l_``/``r_`` parsing labels follow the subject's side (format 1 had them mirrored)."""
 
 OCCLUDER_CODES: dict[str, int] = {"none": 0, "glasses_frame": 1, "glasses_lens": 2, "hand": 3, "hair": 4}
 """Values of the ``occluders`` map (front-most occluder per pixel)."""
