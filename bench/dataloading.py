@@ -6,7 +6,8 @@ on-disk formats written by ``tests/data_fixtures.py`` into a temporary folder (i
 ``--source`` px so decoding costs are realistic) plus a freshly generated synthetic set. The
 split is repeated (index modulo its length) behind one persistent loader so worker start-up is
 paid once; the first batch is a warm-up. The reference is the time of one training step of the
-coarse 3D stage (``bench/train_step.py``) at the same resolution and batch size.
+coarse 3D stage (``bench/train_step.py``'s ``coarse_split``: network, renderer, Eq. 4, backward and
+optimizer) at the same resolution and batch size.
 
     python bench/dataloading.py [--quick] [--size 128] [--workers 2]
 """
@@ -105,9 +106,10 @@ def main() -> None:
     parser.add_argument("--source", type=int, default=256, help="side of the written fixture images (px)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=None, help="per data module (default 8; 2 with --quick)")
     args = parser.parse_args()
     size = args.size or (128 if args.quick else 224)
-    seconds = 2.0 if args.quick else 8.0
+    seconds = args.seconds or (2.0 if args.quick else 8.0)
     from occrecon.registry import import_ref
 
     rows = []
@@ -120,15 +122,12 @@ def main() -> None:
             rows.append(
                 (name, split, len(loader.dataset), samples_per_second(loader, args.batch, args.workers, seconds))
             )
-    from train_step import make_batch, time_steps
+    from train_step import coarse_split
 
-    from occrecon.systems.reconstruction import ReconstructionSystem
-
-    torch.manual_seed(0)
-    system = ReconstructionSystem(
-        width=16 if args.quick else 64, depth=50, image_size=size, renderer="auto", identity="none"
-    )
-    step = sum(time_steps(system, make_batch(system, args.batch), 1, 1 if args.quick else 3).values())
+    device = torch.device("cpu")
+    step_args = argparse.Namespace(width=16 if args.quick else 64, batch=args.batch, size=size, warmup=1,
+                                   steps=1 if args.quick else 3)  # fmt: skip
+    step = sum(coarse_split(step_args, device).values())
     print(f"data loading at {size} px, batch {args.batch}, {args.workers} workers, {seconds:.0f} s per module; "
           f"coarse 3D training step ({'width 16' if args.quick else 'ResNet-50'}) {1000 * step:.0f} ms = {args.batch / step:.2f} img/s")  # fmt: skip
     print("data module | split | items | samples/s | ms per batch | x training speed")
