@@ -10,7 +10,7 @@ The replaced modules are read from git (``git show REV:path``) and imported besi
 Outputs are compared too: the rasterizer's triangle ids and the antialiased image must be
 identical, the generator's output equal to float rounding.
 
-    python bench/before_after.py [--rev dee8058] [--reps 5]
+    python bench/before_after.py [--quick] [--rev dee8058] [--reps 5]
 """
 
 from __future__ import annotations
@@ -62,7 +62,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rev", default="dee8058", help="the revision before the speed-ups")
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="2 repetitions")
     args = parser.parse_args()
+    if args.quick:
+        args.reps = 2
     from occrecon.facemodel.factory import load_face_model
     from occrecon.nets.synthesis import SynthesisGenerator
     from occrecon.render import antialias as aa_new
