@@ -79,7 +79,8 @@ def load_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
         raise DataFormatError(
             path,
             f"format_version {FORMAT_VERSION} (this occrecon)",
-            got=f"{manifest.get('format_version')} — regenerate the data set with this version",
+            got=f"{manifest.get('format_version')} — delete the folder and rerun (a config's synthetic data module "
+            "regenerates it; or `occrecon data synth --out <folder>`); see docs/synthetic.md for what changed",
         )
     if not manifest.get("complete"):
         raise DataFormatError(
