@@ -138,9 +138,9 @@ def near_silhouette(ndc: torch.Tensor, tri: torch.Tensor, nbr: torch.Tensor, win
 
     A pair of adjacent pixels can only blend when the segment between their centres (one pixel
     long) crosses a silhouette edge, so both centres lie in that edge's box grown by one pixel
-    (:data:`NEAR_GROW`):
-    pairs with neither centre marked are skipped before the walk, which leaves the result
-    unchanged. On a face most differing pairs are interior ones that would otherwise be walked.
+    (:data:`NEAR_GROW`): pairs with neither centre marked are skipped before the walk, which leaves
+    the result unchanged. On a face most differing pairs are interior ones that would otherwise be
+    walked.
 
     Args:
         ndc: ``[B, V, 2]`` vertex NDC ``(x, y)``.
@@ -157,12 +157,11 @@ def near_silhouette(ndc: torch.Tensor, tri: torch.Tensor, nbr: torch.Tensor, win
     scale = ndc.new_tensor([width / 2, height / 2])
     lo = (torch.minimum(*ends) + 1) * scale - 0.5  # pixel-centre coordinates: pixel j sits at x = j
     hi = (torch.maximum(*ends) + 1) * scale - 0.5
-    ok = (lo.isfinite() & hi.isfinite()).all(-1)
-    limit = ndc.new_tensor([width - 1, height - 1])
-    lo = (take_rows(lo, ok.nonzero().squeeze(1)) - NEAR_GROW).ceil().clamp(min=0)
-    hi = torch.minimum((take_rows(hi, ok.nonzero().squeeze(1)) + NEAR_GROW).floor(), limit)
-    b = take_rows(b, ok.nonzero().squeeze(1))
-    keep = (lo <= hi).all(-1).nonzero().squeeze(1)
+    finite = (lo.isfinite() & hi.isfinite()).all(-1).nonzero().squeeze(1)
+    lo = (take_rows(lo, finite) - NEAR_GROW).ceil().clamp(min=0)
+    hi = torch.minimum((take_rows(hi, finite) + NEAR_GROW).floor(), ndc.new_tensor([width - 1, height - 1]))
+    b = take_rows(b, finite)
+    keep = (lo <= hi).all(-1).nonzero().squeeze(1)  # boxes that reach into the image
     (j0, i0), (j1, i1) = take_rows(lo, keep).long().unbind(-1), take_rows(hi, keep).long().unbind(-1)
     b = take_rows(b, keep)
     # Mark every box at once: +1/-1 at its corners of a difference grid, then 2D prefix sums.
