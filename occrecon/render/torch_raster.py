@@ -149,11 +149,11 @@ def _scatter_group(
         bx, by = take_rows(ext_x.reshape(-1), big) + 1, take_rows(ext_y.reshape(-1), big) + 1
         table = torch.stack([*(take_rows(c.reshape(-1), big) for c in (*planes, j0, i0)), bx], -1)
         first, tid = take_rows(first.reshape(-1), big), big % n_tri
-        count = (bx * by).long()  # pixel centres in each box
+        count = (bx * by).long() - 1  # pixel centres in each box but its origin (tested above)
         ends = count.cumsum(0)
         # Chunks of whole triangles holding about chunk_elems candidates each.
-        cuts = torch.searchsorted(ends, torch.arange(chunk_elems, max(int(ends[-1]), chunk_elems), chunk_elems, device=ends.device))
-        bounds = [0, *(cuts + 1).tolist(), big.numel()]
+        marks = torch.arange(chunk_elems, max(int(ends[-1]), chunk_elems), chunk_elems, device=ends.device)
+        bounds = [0, *(torch.searchsorted(ends, marks) + 1).tolist(), big.numel()]
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
         if hi <= lo:
             continue
@@ -162,7 +162,7 @@ def _scatter_group(
             n_cand = count[lo:hi]
             owner = torch.repeat_interleave(torch.arange(lo, hi, device=pos.device), n_cand)
             start = take_rows(ends[lo:hi] - n_cand, owner - lo)
-            local = torch.arange(owner.numel(), device=pos.device) + (ends[lo] - n_cand[0]) - start
+            local = torch.arange(owner.numel(), device=pos.device) + (ends[lo] - n_cand[0] + 1) - start  # 1.. in its box
             rows = take_rows(table, owner)
             width_t = rows[:, 14].long()
             dy = local // width_t
