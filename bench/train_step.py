@@ -12,8 +12,9 @@ in the main process and its time is measured too:
 - ``render`` / ``losses``: forward time inside :meth:`MeshRenderer.render` and inside the stage's
   loss functions (their backward is in ``step`` but not attributed);
 - ``loader``: the gap between one step's end and the next one's start = producing one batch in
-  one process, hence ``per worker`` samples/s, and the number of loader workers the step's rate
-  (and the GPU target: 1,500 img/s for the coarse stage on an H200) needs.
+  one process (its share of step + loading is printed), hence ``per worker`` samples/s, and the
+  number of loader workers the step's rate (and the GPU target: 1,500 img/s for the coarse stage
+  on an H200) needs.
 
 Part 2, the coarse stage split exactly (renderer forward + backward): one training step of
 :class:`ReconstructionSystem` split at the coefficients ``y`` (``render``, ``loss+bwd`` = Eq. 4
@@ -256,7 +257,7 @@ def main() -> None:
           f"data loader in-process (num_workers=0)")  # fmt: skip
     for stage, why in skipped.items():
         print(f"  skipped {stage}: {why}")
-    print(f"{'stage':<15} {'step ms':>8} {'img/s':>7} {'render':>7} {'losses':>7} {'loader/worker':>14} "
+    print(f"{'stage':<15} {'step ms':>8} {'img/s':>7} {'render':>7} {'losses':>7} {'loader':>7} {'loader/worker':>14} "
           f"{'workers at step rate':>21} {'workers at 1,500 img/s':>23}")  # fmt: skip
     summary = []
     for stage, r in results.items():
@@ -264,8 +265,10 @@ def main() -> None:
         per_worker = args.batch / r["loader"] if r["loader"] > 0 else math.nan
         need_now = math.ceil(ips / per_worker) if math.isfinite(per_worker) else "?"
         need_gpu = math.ceil(GPU_TARGET.get(stage, 1500.0) / per_worker) if math.isfinite(per_worker) else "?"
+        loader_share = 100 * r["loader"] / (r["step"] + r["loader"])  # of step + loading, in-process loader
         print(f"{stage:<15} {1e3 * r['step']:>8.0f} {ips:>7.2f} {100 * r['render'] / r['step']:>6.0f}% "
-              f"{100 * r['losses'] / r['step']:>6.0f}% {per_worker:>9.1f} img/s {need_now!s:>21} {need_gpu!s:>23}")  # fmt: skip
+              f"{100 * r['losses'] / r['step']:>6.0f}% {loader_share:>6.0f}% {per_worker:>9.1f} img/s {need_now!s:>21} "
+              f"{need_gpu!s:>23}")  # fmt: skip
         summary.append(f"{stage} {ips:.2f} img/s")
     if "reconstruction" in results or "reconstruction" in args.stages.split(","):
         times = coarse_split(args, device)
