@@ -17,6 +17,9 @@ pixel ``(row i, col j)`` centred at ``(j + 0.5, i + 0.5)`` (see ``CONVENTIONS.md
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+import numpy as np
 import torch
 
 from occrecon.utils.checks import check_shape
@@ -170,3 +173,62 @@ def edge_line_heatmaps(
     distance = distance_to_lines(landmarks, size, lines)
     heat = torch.exp(-(distance**2) / (2.0 * sigma**2))
     return heat.masked_fill(distance >= 3.0 * sigma, 0.0)
+
+
+@lru_cache(maxsize=8)
+def _segment_table(lines: tuple[tuple[int, ...], ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Start point, end point and line of every polyline segment (a one-point line: one zero-length segment)."""
+    rows = []
+    for i, line in enumerate(lines):
+        pairs = list(zip(line[:-1], line[1:], strict=True)) or [(line[0], line[0])]
+        rows += [(a, b, i) for a, b in pairs]
+    start, end, owner = np.array(rows, dtype=np.int64).T
+    return start, end, owner
+
+
+def edge_line_heatmaps_np(
+    landmarks: np.ndarray,
+    size: tuple[int, int],
+    sigma: float = 1.0,
+    lines: tuple[tuple[int, ...], ...] = EDGE_LINES_68,
+) -> np.ndarray:
+    """``[L, H, W]`` float32 edge-line heatmaps of one sample's ``landmarks`` ``[N, 2]`` (heatmap
+    pixels ``(x, y)``), on the CPU: what a data-loader worker draws per sample.
+
+    Same arguments and values as :func:`edge_line_heatmaps` (a single-point line is a disc around
+    the point), computed differently: that one measures every pixel against every segment (~15 ms
+    per 64 x 64 sample on one core); here each segment only visits the pixels of its bounding box
+    grown by ``3 sigma`` (every pixel outside is at least ``3 sigma`` away), all segments at once in
+    one ``[S, k, k]`` array (~0.15 ms). A line's value is the largest of its segments' values: the
+    nearest segment's. Segments with a non-finite end point (the readers reject those) draw nothing.
+    """
+    height, width = size
+    out = np.zeros(len(lines) * height * width, np.float32)
+    start_idx, end_idx, owner = _segment_table(tuple(tuple(line) for line in lines))
+    points = np.asarray(landmarks, dtype=np.float32)
+    start, end = points[start_idx], points[end_idx]  # [S, 2]
+    finite = np.isfinite(start).all(axis=1) & np.isfinite(end).all(axis=1)
+    start, end, owner = start[finite], end[finite], owner[finite]
+    reach = 3.0 * sigma
+    # pixel centres j + 0.5 within [min - reach, max + reach] of each segment, clipped to the image
+    first = np.maximum(np.ceil(np.minimum(start, end) - reach - 0.5), 0).astype(np.int64)  # [S, 2] (x, y)
+    last = np.minimum(np.floor(np.maximum(start, end) + reach - 0.5), [width - 1, height - 1]).astype(np.int64)
+    if len(owner) == 0 or (last < first).any(axis=1).all():
+        return out.reshape(len(lines), height, width)
+    k = int((last - first).max()) + 1
+    cols = first[:, 0, None] + np.arange(k)  # [S, k]
+    rows = first[:, 1, None] + np.arange(k)
+    rel_x = (cols.astype(np.float32) + np.float32(0.5))[:, None, :] - start[:, 0, None, None]  # [S, 1, k]
+    rel_y = (rows.astype(np.float32) + np.float32(0.5))[:, :, None] - start[:, 1, None, None]  # [S, k, 1]
+    seg_x, seg_y = (end - start)[:, 0, None, None], (end - start)[:, 1, None, None]
+    seg_len2 = np.maximum(seg_x * seg_x + seg_y * seg_y, np.float32(1e-12))
+    t = np.clip((rel_x * seg_x + rel_y * seg_y) / seg_len2, 0.0, 1.0)  # projection on the segment
+    dx, dy = rel_x - t * seg_x, rel_y - t * seg_y
+    distance = np.sqrt(dx * dx + dy * dy)  # [S, k, k]
+    heat = np.exp(-(distance * distance) / np.float32(2.0 * sigma**2))
+    keep = (
+        (distance < reach) & (cols[:, None, :] <= last[:, 0, None, None]) & (rows[:, :, None] <= last[:, 1, None, None])
+    )
+    flat = (owner[:, None, None] * height + rows[:, :, None]) * width + cols[:, None, :]
+    np.maximum.at(out, flat[keep], heat[keep])
+    return out.reshape(len(lines), height, width)

@@ -12,12 +12,11 @@ import pytest
 import torch
 
 from datamodules.common import edge_lines_for
-from datamodules.edge_heatmaps import edge_line_heatmaps_np
 from datamodules.synthetic import colour_jitter
 from datamodules.transforms import FaceAugment, flip_label_table
 from occrecon.errors import DataFormatError
 from occrecon.labels import CELEBAMASK_FLIP, IGNORE_LABEL
-from occrecon.landmarks import EDGE_LINES_68, EDGE_LINES_AFLW19, FLIP_68, edge_line_heatmaps
+from occrecon.landmarks import EDGE_LINES_68, EDGE_LINES_AFLW19, FLIP_68, edge_line_heatmaps, edge_line_heatmaps_np
 from occrecon.synth.shards import ShardReader
 from occrecon.utils.io import encode_png
 
