@@ -31,6 +31,7 @@ so that it finishes in a few minutes on 2 cores.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 SIZE = 224
 STAGES = ("parsing", "edge_lines", "fusion", "synthesis", "reconstruction", "detail")
@@ -128,7 +130,10 @@ class Pipeline:
             self._set_layout(name, timed[True][name] < timed[False][name])
 
     @torch.inference_mode()
-    def run(self, photos: list[np.ndarray], stages: tuple[str, ...]) -> dict[str, float]:
+    def run(
+        self, photos: list[np.ndarray], stages: tuple[str, ...], flops: dict[str, float] | None = None
+    ) -> dict[str, float]:
+        """Seconds per stage; ``flops`` (when given) receives each network stage's FLOP count."""
         from occrecon.faces.align import align_face
 
         times: dict[str, float] = {}
@@ -147,9 +152,13 @@ class Pipeline:
                 continue
             if name == "fusion" and not {"M_fa", "M_edge"} <= set(state):
                 continue
+            counter = FlopCounterMode(display=False) if flops is not None else contextlib.nullcontext()
             t0 = self._now()
-            stage_runner(name)(self.systems.get(name), state)
+            with counter:
+                stage_runner(name)(self.systems.get(name), state)
             times[name] = self._now() - t0
+            if flops is not None:
+                flops[name] = counter.get_total_flops()
         if "mesh" in stages and "coeffs" in state:
             t0 = self._now()
             state["mesh"] = self.systems["reconstruction"].vertices(state["coeffs"])
@@ -177,28 +186,9 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
 def stage_gflops(pipe: Pipeline, photo: np.ndarray, stages: tuple[str, ...]) -> dict[str, float]:
     """GFLOP per photo of each network stage (``torch.utils.flop_counter``: 2 per multiply-add;
     convolutions, matrix products and attention), from one batch-1 pass."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counted: dict[str, float] = {}
-    original = stage_runner
-
-    def counting(name: str) -> Callable[[Any, dict[str, Any]], None]:
-        run = original(name)
-
-        def wrapped(system: Any, state: dict[str, Any]) -> None:
-            counter = FlopCounterMode(display=False)
-            with counter:
-                run(system, state)
-            counted[name] = counter.get_total_flops() / 1e9
-
-        return wrapped
-
-    globals()["stage_runner"] = counting
-    try:
-        pipe.run([photo], stages)
-    finally:
-        globals()["stage_runner"] = original
-    return counted
+    flops: dict[str, float] = {}
+    pipe.run([photo], stages, flops=flops)
+    return {name: value / 1e9 for name, value in flops.items()}
 
 
 def conv_gflops(reps: int = 8) -> float:
